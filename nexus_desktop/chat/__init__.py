@@ -1,0 +1,1 @@
+"""Chat: prompt assembly, the chat service and the active model source."""

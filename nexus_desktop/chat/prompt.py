@@ -1,0 +1,122 @@
+"""Prompt assembly: a character card plus chat history, fitted into the model's context."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from nexus_desktop.cards.lorebook import activate_entries, render_lore
+from nexus_desktop.cards.model import CharacterCard
+from nexus_desktop.llm.contract import ChatMessage, ModelError, Role
+
+TokenCounter = Callable[[list[str]], Awaitable[list[int]]]
+
+# Chat templates wrap each message in a few special tokens; count them so the fit is honest.
+PER_MESSAGE_OVERHEAD = 6
+DEFAULT_SYSTEM_PROMPT = (
+    "You are {{char}}. Stay in character and write {{char}}'s next reply to {{user}} "
+    "in a few vivid sentences. Never speak for {{user}}."
+)
+LORE_SCAN_MESSAGES = 8
+
+_MACROS = {
+    r"\{\{char\}\}|<BOT>": "char",
+    r"\{\{user\}\}|<USER>": "user",
+}
+
+
+class PromptTooLongError(ModelError):
+    """Even the newest message alone does not fit in the model's context."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class PromptPlan:
+    messages: tuple[ChatMessage, ...]
+    prompt_tokens: int
+    dropped: int
+    """How many of the oldest history messages were left out to fit the context."""
+
+
+def substitute(text: str, char: str, user: str) -> str:
+    names = {"char": char, "user": user}
+    for pattern, key in _MACROS.items():
+        text = re.sub(pattern, lambda _m, k=key: names[k], text, flags=re.IGNORECASE)  # type: ignore[misc]
+    return text
+
+
+def system_prompt(card: CharacterCard, user_name: str, recent: Sequence[str]) -> str:
+    lore = activate_entries(card.character_book, list(recent)) if card.character_book else []
+    sections = [
+        card.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT,
+        render_lore(lore, "before_char"),
+        card.description.strip(),
+        f"{{{{char}}}}'s personality: {card.personality.strip()}" if card.personality.strip() else "",
+        f"Scenario: {card.scenario.strip()}" if card.scenario.strip() else "",
+        render_lore(lore, "after_char"),
+        f"Example dialogue:\n{card.mes_example.strip()}" if card.mes_example.strip() else "",
+    ]
+    text = "\n\n".join(section for section in sections if section)
+    return substitute(text, card.name, user_name)
+
+
+async def build_prompt(
+    card: CharacterCard,
+    history: Sequence[Turn],
+    *,
+    user_name: str,
+    count_tokens: TokenCounter,
+    context_size: int,
+    reply_tokens: int,
+) -> PromptPlan:
+    """Fit the system prompt and as much recent history as the context allows.
+
+    The oldest history goes first; the newest message always stays.  ``reply_tokens`` is kept
+    free for the answer.
+    """
+    if not history:
+        raise ValueError("A prompt needs at least one message.")
+    recent = [turn.content for turn in history[-LORE_SCAN_MESSAGES:]]
+    system = system_prompt(card, user_name, recent)
+    turns = [Turn(t.role, substitute(t.content, card.name, user_name)) for t in history]
+    post_history = substitute(card.post_history_instructions.strip(), card.name, user_name)
+
+    counts = await count_tokens([system, post_history, *(t.content for t in turns)])
+    system_tokens = counts[0] + PER_MESSAGE_OVERHEAD
+    post_tokens = counts[1] + PER_MESSAGE_OVERHEAD if post_history else 0
+    turn_tokens = [n + PER_MESSAGE_OVERHEAD for n in counts[2:]]
+
+    budget = context_size - min(reply_tokens, context_size // 2)
+    fixed = system_tokens + post_tokens
+    if fixed + turn_tokens[-1] > budget:
+        if fixed > budget // 2:
+            raise PromptTooLongError(
+                f"{card.name}'s card is about {fixed} tokens, too long for a {context_size}-token "
+                "context. Shorten the description in the character editor, or raise Context size "
+                "in Settings."
+            )
+        raise PromptTooLongError(
+            f"Your message is about {turn_tokens[-1]} tokens, but the model's context holds "
+            f"{context_size} with room for the reply. Shorten the message, or raise Context size "
+            "in Settings."
+        )
+
+    kept = 0
+    used = fixed
+    for tokens in reversed(turn_tokens):
+        if used + tokens > budget:
+            break
+        used += tokens
+        kept += 1
+    dropped = len(turns) - kept
+    messages = [ChatMessage("system", system)]
+    messages += [ChatMessage(t.role, t.content) for t in turns[dropped:]]
+    if post_history:
+        messages.append(ChatMessage("system", post_history))
+    return PromptPlan(messages=tuple(messages), prompt_tokens=used, dropped=dropped)

@@ -1,0 +1,231 @@
+"""The chat service: send, stop, regenerate, edit and delete, with everything persisted.
+
+Qt-free and asyncio-only, so the window, the CLI and the tests drive the same code.  A user
+message is saved before generation starts and a reply is saved once it is complete (or stopped),
+so a crash or SIGKILL mid-reply loses at most the reply in flight.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nexus_desktop.cards.model import CharacterCard
+from nexus_desktop.chat.prompt import PromptPlan, Turn, build_prompt
+from nexus_desktop.db.store import AsyncStore
+from nexus_desktop.db.tables import Chat, Message
+from nexus_desktop.llm.contract import (
+    ChatInput,
+    ChatOutput,
+    ModelError,
+    ModelSource,
+    RunContext,
+    TokenEvent,
+)
+from nexus_desktop.settings import Settings
+
+
+class EmptyMessageError(ValueError):
+    def __init__(self) -> None:
+        super().__init__("Type a message before sending.")
+
+
+class NothingToRegenerateError(ValueError):
+    def __init__(self) -> None:
+        super().__init__("There is no reply to regenerate yet; send a message first.")
+
+
+@dataclass(frozen=True)
+class UserMessageSaved:
+    message: Message
+
+
+@dataclass(frozen=True)
+class HistoryTrimmed:
+    dropped: int
+
+    @property
+    def notice(self) -> str:
+        noun = "message" if self.dropped == 1 else "messages"
+        return (
+            f"The {self.dropped} oldest {noun} no longer fit the model's context and were left out "
+            "of this reply. They are still saved here."
+        )
+
+
+@dataclass(frozen=True)
+class ReplyToken:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplySaved:
+    message: Message
+    output: ChatOutput
+
+
+ChatEvent = UserMessageSaved | HistoryTrimmed | ReplyToken | ReplySaved
+SourceGetter = Callable[[], Awaitable[ModelSource]]
+SettingsGetter = Callable[[], Settings]
+
+
+def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
+    s = output.stats
+    return {
+        "model": model,
+        "tokens_per_second": round(s.tokens_per_second, 2),
+        "prompt_tokens": s.prompt_tokens,
+        "completion_tokens": s.completion_tokens,
+        "context_used": s.context_used,
+        "context_size": s.context_size,
+        "seconds": round(s.seconds, 3),
+        "first_token_seconds": round(s.first_token_seconds, 3),
+        "finish_reason": s.finish_reason,
+    }
+
+
+class ChatService:
+    def __init__(self, db: AsyncStore, get_source: SourceGetter, get_settings: SettingsGetter) -> None:
+        self.db = db
+        self._get_source = get_source
+        self._get_settings = get_settings
+        self._run: RunContext | None = None
+        self._token_cache: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    # Chats --------------------------------------------------------------------------------
+
+    async def open_chat(self, character_id: int) -> tuple[Chat, list[Message]]:
+        """The character's most recent chat, or a new one opened by its greeting."""
+        chat = await self.db.call(self.db.store.latest_chat, character_id)
+        if chat is None:
+            return await self.new_chat(character_id)
+        assert chat.id is not None
+        return chat, await self.db.call(self.db.store.list_messages, chat.id)
+
+    async def new_chat(self, character_id: int) -> tuple[Chat, list[Message]]:
+        card = await self._card(character_id)
+        greetings = [g for g in [card.first_mes, *card.alternate_greetings] if g.strip()]
+        chat = await self.db.call(self.db.store.create_chat, character_id, greetings)
+        assert chat.id is not None
+        return chat, await self.db.call(self.db.store.list_messages, chat.id)
+
+    # Generation ---------------------------------------------------------------------------
+
+    @property
+    def generating(self) -> bool:
+        return self._run is not None
+
+    def stop(self) -> None:
+        if self._run is not None:
+            self._run.cancel.cancel()
+
+    async def send(self, chat_id: int, text: str) -> AsyncIterator[ChatEvent]:
+        if not text.strip():
+            raise EmptyMessageError()
+        user_message = await self.db.call(self.db.store.add_message, chat_id, "user", text)
+        yield UserMessageSaved(user_message)
+        async for event in self._reply(chat_id, regenerate_id=None):
+            yield event
+
+    async def regenerate(self, chat_id: int) -> AsyncIterator[ChatEvent]:
+        """Generate another alternative ("swipe") for the last reply and show it."""
+        messages = await self.db.call(self.db.store.list_messages, chat_id)
+        if not messages or messages[-1].role != "assistant" or len(messages) < 2:
+            raise NothingToRegenerateError()
+        async for event in self._reply(chat_id, regenerate_id=messages[-1].id):
+            yield event
+
+    async def respond(self, chat_id: int) -> AsyncIterator[ChatEvent]:
+        """Reply to the last message when it is the user's (its reply failed or was empty)."""
+        messages = await self.db.call(self.db.store.list_messages, chat_id)
+        if not messages or messages[-1].role != "user":
+            raise NothingToRegenerateError()
+        async for event in self._reply(chat_id, regenerate_id=None):
+            yield event
+
+    async def _reply(self, chat_id: int, regenerate_id: int | None) -> AsyncIterator[ChatEvent]:
+        if self._run is not None:
+            raise ModelError("A reply is already being written; wait for it or press Stop.")
+        self._run = RunContext()
+        try:
+            chat = await self.db.call(self.db.store.get_chat, chat_id)
+            card = await self._card(chat.character_id)
+            history = await self.db.call(self.db.store.list_messages, chat_id)
+            if regenerate_id is not None:
+                history = [m for m in history if m.id != regenerate_id]
+            settings = self._get_settings()
+            source = await self._get_source()
+            plan = await self._plan(card, history, settings, source)
+            if plan.dropped:
+                yield HistoryTrimmed(plan.dropped)
+
+            output: ChatOutput | None = None
+            request = ChatInput(messages=plan.messages, sampling=settings.sampling())
+            async for event in source.stream(request, self._run):
+                if isinstance(event, TokenEvent):
+                    yield ReplyToken(event.text)
+                else:
+                    output = event
+            if output is None:
+                raise ModelError("The model stopped without finishing its reply. Try again.")
+            if not output.text.strip():
+                return
+            stats = stats_record(output, source.name)
+            if regenerate_id is not None:
+                saved = await self.db.call(self.db.store.add_swipe, regenerate_id, output.text, stats)
+            else:
+                saved = await self.db.call(
+                    self.db.store.add_message, chat_id, "assistant", output.text, stats
+                )
+            yield ReplySaved(saved, output)
+        finally:
+            self._run = None
+
+    async def _plan(
+        self, card: CharacterCard, history: list[Message], settings: Settings, source: ModelSource
+    ) -> PromptPlan:
+        turns = [Turn("user" if m.role == "user" else "assistant", m.content) for m in history]
+
+        async def count(texts: list[str]) -> list[int]:
+            return await self._count_cached(source, texts)
+
+        return await build_prompt(
+            card,
+            turns,
+            user_name=settings.user_name,
+            count_tokens=count,
+            context_size=source.context_size,
+            reply_tokens=settings.max_tokens,
+        )
+
+    async def _count_cached(self, source: ModelSource, texts: list[str]) -> list[int]:
+        # Re-tokenizing the whole history on every send is wasted work: counts are per model.
+        keys = [(source.name, text) for text in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._token_cache))
+        if missing:
+            counts = await source.count_tokens([text for _, text in missing])
+            for key, n in zip(missing, counts, strict=True):
+                self._token_cache[key] = n
+        result = [self._token_cache[k] for k in keys]
+        while len(self._token_cache) > 4096:
+            self._token_cache.popitem(last=False)
+        return result
+
+    # Editing ------------------------------------------------------------------------------
+
+    async def edit_message(self, message_id: int, text: str) -> Message:
+        if not text.strip():
+            raise EmptyMessageError()
+        return await self.db.call(self.db.store.edit_message, message_id, text)
+
+    async def delete_message(self, message_id: int) -> None:
+        await self.db.call(self.db.store.delete_message, message_id)
+
+    async def show_swipe(self, message_id: int, index: int) -> Message:
+        return await self.db.call(self.db.store.set_swipe_index, message_id, index)
+
+    async def _card(self, character_id: int) -> CharacterCard:
+        character = await self.db.call(self.db.store.get_character, character_id)
+        return CharacterCard.model_validate(character.card)

@@ -1,0 +1,105 @@
+"""The active model source, rebuilt when the settings that shape it change.
+
+Switching models is closing one source and starting another: no restart of the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from nexus_desktop.llm.catalog import default_model_path
+from nexus_desktop.llm.contract import ModelFileError, ModelSource
+from nexus_desktop.settings import Settings
+
+REMOTE_KEY_NAME = "remote-api-key"
+
+KeyLookup = Callable[[str], str | None]
+
+
+def local_model_path(settings: Settings) -> Path:
+    if settings.model_path:
+        return Path(settings.model_path).expanduser()
+    default = default_model_path()
+    if default is None:
+        raise ModelFileError(
+            "No model is configured and the bundled SmolLM2 model is not installed. Run the setup "
+            "command from the README, or pick a GGUF file in Settings → Model."
+        )
+    return default
+
+
+def source_key(settings: Settings) -> tuple[object, ...]:
+    """The settings that need a new source when they change (sampling does not)."""
+    if settings.source == "remote":
+        return ("remote", settings.remote_base_url, settings.remote_model, settings.context_size)
+    return (
+        "local",
+        str(local_model_path(settings)),
+        settings.context_size,
+        settings.threads,
+        settings.gpu_layers,
+    )
+
+
+class SourceManager:
+    def __init__(self, get_settings: Callable[[], Settings], lookup_key: KeyLookup) -> None:
+        self._get_settings = get_settings
+        self._lookup_key = lookup_key
+        self._source: ModelSource | None = None
+        self._key: tuple[object, ...] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def current(self) -> ModelSource | None:
+        return self._source
+
+    async def get(self) -> ModelSource:
+        """The source for the current settings, starting (or switching to) it if needed."""
+        async with self._lock:
+            settings = self._get_settings()
+            key = source_key(settings)
+            if self._source is not None and key == self._key:
+                return self._source
+            await self._close_locked()
+            self._source = await self._start(settings)
+            self._key = key
+            return self._source
+
+    async def reload(self) -> ModelSource:
+        async with self._lock:
+            await self._close_locked()
+        return await self.get()
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await self._close_locked()
+
+    async def _close_locked(self) -> None:
+        source, self._source, self._key = self._source, None, None
+        if source is not None:
+            await source.aclose()
+
+    async def _start(self, settings: Settings) -> ModelSource:
+        if settings.source == "remote":
+            from nexus_desktop.llm.openai_compat import OpenAICompatSource
+
+            # The keyring can block on D-Bus: never on the event loop's thread.
+            api_key = await asyncio.to_thread(self._lookup_key, REMOTE_KEY_NAME)
+            return OpenAICompatSource(
+                settings.remote_base_url,
+                settings.remote_model,
+                api_key=api_key,
+                context_size=settings.context_size,
+            )
+        from nexus_desktop.llm.local import LocalLlamaSource
+
+        source = LocalLlamaSource(
+            local_model_path(settings),
+            context_size=settings.context_size,
+            threads=settings.threads,
+            gpu_layers=settings.gpu_layers,
+        )
+        await source.start()
+        return source

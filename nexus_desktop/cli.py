@@ -1,0 +1,197 @@
+"""``nexus``: NEXUS Desktop without a window.
+
+Every failure a user can cause ends with one clear line on stderr and a non-zero exit,
+never a traceback (``NEXUS_DEBUG=1`` shows the traceback too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nexus_desktop import __version__
+
+if TYPE_CHECKING:
+    from nexus_desktop.core import AppCore
+    from nexus_desktop.db.tables import Character
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nexus", description="NEXUS Desktop from the command line.")
+    parser.add_argument("--version", action="version", version=f"nexus {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chat = commands.add_parser("chat", help="send a message to a character and stream the reply")
+    chat.add_argument("message", help="what to say")
+    chat.add_argument("--character", "-c", help="character name (default: the first character)")
+    chat.add_argument("--model", "-m", help="a GGUF file to use instead of the configured model")
+    chat.add_argument("--new", action="store_true", help="start a new chat instead of continuing")
+    chat.add_argument("--max-tokens", type=int, help="longest reply, in tokens")
+    chat.add_argument("--stats", action="store_true", help="print tokens/s and context use after")
+
+    characters = commands.add_parser("characters", help="list, import or export characters")
+    char_commands = characters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    char_commands.add_parser("list", help="list characters")
+    importer = char_commands.add_parser("import", help="import a card (.json, .png, .charx)")
+    importer.add_argument("file", type=Path)
+    exporter = char_commands.add_parser("export", help="export a card (.json or .png)")
+    exporter.add_argument("name")
+    exporter.add_argument("file", type=Path)
+    exporter.add_argument("--spec", choices=["v2", "v3"], default="v2", help="card version (default v2)")
+
+    models = commands.add_parser("models", help="models on disk")
+    model_commands = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    model_commands.add_parser("list", help="list GGUF models: the bundled one and the models folder")
+
+    commands.add_parser("doctor", help="report what NEXUS finds on this machine")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "chat":
+            return asyncio.run(_chat(args))
+        if args.command == "characters":
+            return _characters(args)
+        if args.command == "models":
+            return _models_list()
+        if args.command == "doctor":
+            from nexus_desktop.doctor import doctor_report
+
+            for label, value in doctor_report():
+                print(f"{label + ':':<16} {value}")
+            return 0
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure becomes one line; see module docstring
+        if os.environ.get("NEXUS_DEBUG"):
+            traceback.print_exc()
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"nexus: error: {message}", file=sys.stderr)
+        return 1
+    return 2
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from nexus_desktop.chat.service import HistoryTrimmed, ReplySaved, ReplyToken
+    from nexus_desktop.core import AppCore
+
+    core = AppCore()
+    try:
+        character = _find_character(core, args.character)
+        if args.model:
+            path = Path(args.model).expanduser()
+            core.settings = core.settings.model_copy(update={"model_path": str(path), "source": "local"})
+        if args.max_tokens:
+            core.settings = core.settings.model_copy(update={"max_tokens": args.max_tokens})
+        assert character.id is not None
+        if args.new:
+            chat, _ = await core.chat.new_chat(character.id)
+        else:
+            chat, _ = await core.chat.open_chat(character.id)
+        assert chat.id is not None
+        async for event in core.chat.send(chat.id, args.message):
+            if isinstance(event, ReplyToken):
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, HistoryTrimmed):
+                print(f"note: {event.notice}", file=sys.stderr)
+            elif isinstance(event, ReplySaved):
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+                if args.stats:
+                    stats = event.output.stats
+                    print(
+                        f"{stats.tokens_per_second:.1f} tok/s · {stats.context_used} / "
+                        f"{stats.context_size} context tokens",
+                        file=sys.stderr,
+                    )
+        return 0
+    finally:
+        await core.aclose()
+
+
+def _find_character(core: AppCore, name: str | None) -> Character:
+    characters = core.store.list_characters()
+    if not characters:
+        raise CliError("There are no characters. Import one with: nexus characters import FILE")
+    if name is None:
+        return characters[0]
+    found = core.store.find_character(name)
+    if found is None:
+        names = ", ".join(c.name for c in characters)
+        raise CliError(f"No character named {name!r}. Known characters: {names}")
+    return found
+
+
+def _characters(args: argparse.Namespace) -> int:
+    from nexus_desktop.cards.io import card_from_record, card_to_record, load_card_with_avatar, save_card
+    from nexus_desktop.core import AppCore
+
+    core = AppCore()
+    try:
+        if args.action == "list":
+            for character in core.store.list_characters():
+                card = card_from_record(character.card)
+                tagline = " ".join(card.description.split())[:70]
+                print(f"{character.name:<24} {tagline}")
+            return 0
+        if args.action == "import":
+            card, avatar = load_card_with_avatar(args.file)
+            name, record = card_to_record(card)
+            core.store.add_character(name, record, avatar)
+            greetings = 1 + len(card.alternate_greetings)
+            lore = len(card.character_book.entries) if card.character_book else 0
+            print(f"Imported {name} ({greetings} greetings, {lore} lorebook entries).")
+            return 0
+        character = _find_character(core, args.name)
+        card = card_from_record(character.card)
+        save_card(card, args.file, version=3 if args.spec == "v3" else 2, avatar_png=character.avatar)
+        print(f"Exported {character.name} to {args.file}")
+        return 0
+    finally:
+        core.store.close()
+
+
+def _models_list() -> int:
+    from nexus_desktop.core import AppCore
+    from nexus_desktop.llm.catalog import default_model_path, list_models
+
+    core = AppCore()
+    try:
+        settings = core.settings
+    finally:
+        core.store.close()
+    from nexus_desktop import paths
+
+    models_dir = Path(settings.models_dir).expanduser() if settings.models_dir else paths.models_dir()
+    configured = settings.model_path or str(default_model_path() or "")
+    default = default_model_path()
+    rows = []
+    if default is not None:
+        rows.append((default, "bundled"))
+    rows += [(entry.path, "") for entry in list_models(models_dir) if entry.path != default]
+    print(f"Models folder: {models_dir}")
+    for path, origin in rows:
+        mark = "*" if str(path) == configured else " "
+        size = path.stat().st_size / 1e6 if path.exists() else 0
+        print(f"{mark} {path.name:<48} {size:8.0f} MB  {origin}")
+    if not rows:
+        print("No GGUF models found. Put .gguf files in the models folder, or pick one in the app.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

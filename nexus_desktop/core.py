@@ -1,0 +1,49 @@
+"""The Qt-free application core, shared by the window, the CLI and the tests.
+
+It opens the database, seeds the default characters on first run, and wires the chat service
+to the active model source.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from nexus_desktop import paths
+from nexus_desktop.cards.defaults import default_cards
+from nexus_desktop.cards.io import card_to_record
+from nexus_desktop.chat.service import ChatService
+from nexus_desktop.chat.sources import SourceManager
+from nexus_desktop.db.store import AsyncStore, Store
+from nexus_desktop.secrets import SecretStore
+from nexus_desktop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AppCore:
+    def __init__(self, database: Path | None = None) -> None:
+        self.store = Store(database or paths.database_path())
+        self.db = AsyncStore(self.store)
+        self.secrets = SecretStore()
+        self.settings: Settings = self.store.load_settings()
+        self.sources = SourceManager(lambda: self.settings, self.secrets.get)
+        self.chat = ChatService(self.db, self.sources.get, lambda: self.settings)
+        self.seed_default_characters()
+
+    def seed_default_characters(self) -> None:
+        """On first run, add the bundled characters so there is someone to talk to."""
+        if self.store.list_characters():
+            return
+        for card, avatar in default_cards():
+            name, record = card_to_record(card)
+            self.store.add_character(name, record, avatar, builtin=True)
+        log.info("Added the default characters")
+
+    async def update_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        await self.db.call(self.store.save_settings, settings)
+
+    async def aclose(self) -> None:
+        await self.sources.aclose()
+        self.db.close()

@@ -1,0 +1,1 @@
+"""Persistence: sqlmodel tables on SQLite (WAL), schema migrations, and the store API."""

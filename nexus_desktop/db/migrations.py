@@ -1,0 +1,114 @@
+"""Schema migrations, applied in order and tracked in SQLite's ``user_version``.
+
+Append a new step to ``MIGRATIONS`` to change the schema; never edit a released one.
+Each step runs in one transaction, so a crash mid-migration leaves the old schema intact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, text
+
+Migration = Callable[[Connection], None]
+
+
+def _v1_initial(conn: Connection) -> None:
+    statements = [
+        """CREATE TABLE character (
+            id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            card JSON NOT NULL,
+            avatar BLOB,
+            builtin BOOLEAN NOT NULL DEFAULT 0,
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_character_name ON character (name)",
+        """CREATE TABLE chat (
+            id INTEGER PRIMARY KEY,
+            character_id INTEGER NOT NULL REFERENCES character (id) ON DELETE CASCADE,
+            title VARCHAR NOT NULL DEFAULT '',
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_chat_character_id ON chat (character_id)",
+        """CREATE TABLE message (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES chat (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            role VARCHAR NOT NULL,
+            swipes JSON NOT NULL,
+            swipe_index INTEGER NOT NULL DEFAULT 0,
+            swipe_stats JSON NOT NULL,
+            created_at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_message_chat_id ON message (chat_id)",
+        """CREATE TABLE setting (
+            key VARCHAR PRIMARY KEY,
+            value JSON)""",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def _v2_modules(conn: Connection) -> None:
+    """Module host: one row per module version, and an append-only audit log of state changes."""
+    statements = [
+        """CREATE TABLE module (
+            id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            origin VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            active BOOLEAN NOT NULL DEFAULT 0,
+            content_hash VARCHAR NOT NULL,
+            approved_hash VARCHAR,
+            approved_at DATETIME,
+            approved_access JSON NOT NULL,
+            last_report JSON,
+            failure_count INTEGER NOT NULL DEFAULT 0,
+            reason VARCHAR NOT NULL DEFAULT '',
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL,
+            UNIQUE (name, version))""",
+        "CREATE INDEX ix_module_name ON module (name)",
+        """CREATE TABLE module_event (
+            id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            version VARCHAR NOT NULL,
+            from_state VARCHAR,
+            to_state VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL DEFAULT '',
+            at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_module_event_name ON module_event (name)",
+        # The audit log is append-only: the database itself refuses edits and deletions.
+        """CREATE TRIGGER module_event_no_update BEFORE UPDATE ON module_event
+            BEGIN SELECT RAISE(ABORT, 'the module audit log is append-only'); END""",
+        """CREATE TRIGGER module_event_no_delete BEFORE DELETE ON module_event
+            BEGIN SELECT RAISE(ABORT, 'the module audit log is append-only'); END""",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_modules]
+
+
+def schema_version(conn: Connection) -> int:
+    return int(conn.execute(text("PRAGMA user_version")).scalar_one())
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the schema up to date; returns the version reached."""
+    current = schema_version(conn)
+    conn.commit()  # end the read's implicit transaction so each step gets its own
+    if current > len(MIGRATIONS):
+        raise RuntimeError(
+            f"This database was written by a newer NEXUS Desktop (schema {current}, this app knows "
+            f"{len(MIGRATIONS)}). Update the app, or move the data folder aside to start fresh."
+        )
+    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        with conn.begin():
+            step(conn)
+            conn.execute(text(f"PRAGMA user_version = {version}"))
+    return len(MIGRATIONS)

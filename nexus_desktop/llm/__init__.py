@@ -1,0 +1,1 @@
+"""Model sources: local llama.cpp and OpenAI-compatible servers, behind one contract."""

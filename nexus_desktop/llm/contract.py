@@ -1,0 +1,150 @@
+"""The one contract every model source satisfies.
+
+A source is an async callable ``await source(input, context) -> ChatOutput`` with a
+streaming form ``async for event in source.stream(input, context)``.  The stream yields
+``TokenEvent`` items and ends with exactly one ``ChatOutput``.  Because the contract is
+plain data in and plain data out, a source can live in this process, in a child process
+or behind HTTP without its callers knowing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatInput:
+    messages: tuple[ChatMessage, ...]
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+
+
+class CancelToken:
+    """Thread-safe cancellation flag shared by the caller and the source."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class RunContext:
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyStats:
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    """Wall time from the first generated token to the last (generation only)."""
+    first_token_seconds: float
+    """Wall time from the request to the first token (prompt processing and latency)."""
+    context_size: int | None
+    finish_reason: FinishReason
+
+    @property
+    def tokens_per_second(self) -> float:
+        if self.completion_tokens <= 1 or self.seconds <= 0:
+            return 0.0
+        # The first token's time is prompt processing; the rate counts the rest.
+        return (self.completion_tokens - 1) / self.seconds
+
+    @property
+    def context_used(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class ChatOutput:
+    text: str
+    stats: ReplyStats
+
+
+StreamEvent = TokenEvent | ChatOutput
+
+
+class ModelError(Exception):
+    """A failure a user can act on.  ``str(error)`` is one clear sentence with what to do."""
+
+
+class ModelFileError(ModelError):
+    """The model file is missing, truncated, not GGUF or otherwise unusable."""
+
+
+class ModelCrashedError(ModelError):
+    """The process serving the model died; the app is fine and the model can be reloaded."""
+
+
+class RemoteServerError(ModelError):
+    """An OpenAI-compatible server is unreachable, refused the key or answered badly."""
+
+
+@runtime_checkable
+class ModelSource(Protocol):
+    @property
+    def name(self) -> str:
+        """A short label for the UI, e.g. the model file's name or ``remote: gpt-4o``."""
+        ...
+
+    @property
+    def context_size(self) -> int:
+        """How many tokens prompt plus reply may use."""
+        ...
+
+    def stream(self, request: ChatInput, context: RunContext) -> AsyncIterator[StreamEvent]:
+        """Yield ``TokenEvent`` items, then exactly one ``ChatOutput``."""
+        ...
+
+    async def __call__(self, request: ChatInput, context: RunContext) -> ChatOutput: ...
+
+    async def count_tokens(self, texts: list[str]) -> list[int]:
+        """Token counts of each text, for fitting history into the context."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class StreamingSource:
+    """Mixin that derives the one-shot call from ``stream``."""
+
+    def stream(self, request: ChatInput, context: RunContext) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+    async def __call__(self, request: ChatInput, context: RunContext) -> ChatOutput:
+        async for event in self.stream(request, context):
+            if isinstance(event, ChatOutput):
+                return event
+        raise ModelError("The model stopped without finishing its reply. Try again.")

@@ -1,0 +1,484 @@
+"""The local llama.cpp model source, contained in a child process.
+
+llama.cpp runs in ``nexus_desktop.llm.worker``, a separate process, so a model that segfaults,
+aborts or exhausts memory takes down only that process: the call in flight raises
+``ModelCrashedError`` and the next call (or ``restart()``) starts a fresh worker.  Every file is
+checked by ``gguf_check`` before llama.cpp sees it.
+
+The worker's stdout is read by a plain thread that hands each event to the event loop with
+``call_soon_threadsafe``; no asyncio subprocess API is used, so this works the same under qasync
+and plain asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+import nexus_desktop
+from nexus_desktop.llm.contract import (
+    ChatInput,
+    ChatOutput,
+    ModelCrashedError,
+    ModelError,
+    ModelFileError,
+    ReplyStats,
+    RunContext,
+    StreamEvent,
+    StreamingSource,
+    TokenEvent,
+)
+from nexus_desktop.llm.gguf_check import ModelInfo, inspect_model, validate_lora_adapter
+
+logger = logging.getLogger(__name__)
+
+_CANCEL_POLL_SECONDS = 0.05
+_SHUTDOWN_GRACE_SECONDS = 5.0
+_STDERR_TAIL_LINES = 40
+
+
+class _Exited:
+    def __init__(self, returncode: int) -> None:
+        self.returncode = returncode
+
+
+Event = dict[str, Any]
+
+
+class _Worker:
+    """One worker process and the threads that read its pipes."""
+
+    def __init__(self, command: list[str], env: dict[str, str], loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.control: asyncio.Queue[Event | _Exited] = asyncio.Queue()
+        self.requests: dict[str, asyncio.Queue[Event | _Exited]] = {}
+        self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self.stderr_lines = 0
+        self.returncode: int | None = None
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            **_separate_process_group(),
+        )
+        self._stderr_reader = threading.Thread(target=self._read_stderr, name="llama-stderr", daemon=True)
+        self._stderr_reader.start()
+        threading.Thread(target=self._read_stdout, name="llama-stdout", daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for raw in self.process.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    logger.warning("Unreadable line from the model process: %r", raw[:200])
+                    continue
+                self._post(self._dispatch, event)
+        returncode = self.process.wait()
+        self._stderr_reader.join(timeout=2.0)  # The last stderr line explains a crash.
+        self._post(self._exited, returncode)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        with self.process.stderr:
+            for raw in self.process.stderr:
+                line = raw.decode("utf-8", errors="replace").rstrip()
+                if line:
+                    self.stderr_tail.append(line)
+                    self.stderr_lines += 1
+                    logger.info("[llama %d] %s", self.process.pid, line)
+
+    def _post(self, callback: Any, argument: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(callback, argument)
+        except RuntimeError:
+            pass  # The loop is closed: nobody is waiting any more.
+
+    def _dispatch(self, event: Event) -> None:
+        request_id = event.get("id")
+        queue = self.control if request_id is None else self.requests.get(str(request_id))
+        if queue is not None:
+            queue.put_nowait(event)
+
+    def _exited(self, returncode: int) -> None:
+        self.returncode = returncode
+        self._close_stdin()
+        for queue in (self.control, *self.requests.values()):
+            queue.put_nowait(_Exited(returncode))
+
+    @property
+    def alive(self) -> bool:
+        return self.returncode is None and self.process.poll() is None
+
+    def send(self, **command: Any) -> None:
+        assert self.process.stdin is not None
+        try:
+            # ASCII JSON cannot fail to encode, even for text with stray surrogates.
+            self.process.stdin.write(json.dumps(command).encode("ascii") + b"\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):
+            pass  # The process is gone (or its pipe closed); its exit event tells the waiting call.
+
+    def _close_stdin(self) -> None:
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass  # Flushing into a dead process fails; the pipe is closed anyway.
+
+    def stop(self) -> None:
+        """Ask politely, then terminate, then kill.  Blocks: run it in an executor."""
+        self.send(cmd="shutdown")
+        self._close_stdin()
+        for action in (None, self.process.terminate, self.process.kill):
+            if action is not None:
+                action()
+            try:
+                self.process.wait(timeout=_SHUTDOWN_GRACE_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _separate_process_group() -> dict[str, Any]:
+    # Ctrl+C in a terminal must reach the app, which then stops the worker in order.
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        if name == "SIGKILL":
+            return "was killed (SIGKILL, often the system running out of memory)"
+        return f"crashed ({name})"
+    return f"exited with code {returncode}"
+
+
+class LocalLlamaSource(StreamingSource):
+    """A GGUF model served by llama.cpp in a child process; one request at a time."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        context_size: int = 4096,
+        threads: int | None = None,
+        gpu_layers: Literal["auto"] | int = "auto",
+        lora_path: str | Path | None = None,
+        lora_scale: float = 1.0,
+        python: str = sys.executable,
+        start_timeout: float = 300.0,
+    ) -> None:
+        self._model_path = Path(model_path).expanduser()
+        self._requested_context = context_size
+        self._threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        self._gpu_layers = gpu_layers
+        self._lora_path = Path(lora_path).expanduser() if lora_path else None
+        self._lora_scale = lora_scale
+        self._python = python
+        self._start_timeout = start_timeout
+        self._lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+        self._worker: _Worker | None = None
+        self._starting: _Worker | None = None
+        self._closes = 0  # Counts aclose() calls, so a load that a close overtook can tell.
+        self._model_info: ModelInfo | None = None
+        self._hello: Event = {}
+        self._loaded: Event = {}
+
+    # --- What the UI shows ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._model_path.name
+
+    @property
+    def context_size(self) -> int:
+        return int(self._loaded.get("n_ctx") or self._planned_context())
+
+    @property
+    def supports_gpu_offload(self) -> bool:
+        return bool(self._hello.get("supports_gpu_offload", False))
+
+    @property
+    def gpu_layers_used(self) -> int:
+        return int(self._loaded.get("gpu_layers_used", 0))
+
+    @property
+    def model_info(self) -> ModelInfo | None:
+        return self._model_info
+
+    @property
+    def llama_cpp_version(self) -> str | None:
+        return self._hello.get("llama_cpp_version")
+
+    @property
+    def load_seconds(self) -> float | None:
+        return self._loaded.get("load_seconds")
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._loaded.get("chat_template")
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.alive
+
+    @property
+    def pid(self) -> int | None:
+        worker = self._worker or self._starting
+        return worker.process.pid if worker is not None else None
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return list(self._worker.stderr_tail) if self._worker is not None else []
+
+    # --- Life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the model file, start the worker and load the model; no-op when running."""
+        async with self._lock:
+            await self._ensure_worker()
+
+    async def restart(self) -> None:
+        await self.aclose()
+        await self.start()
+
+    async def aclose(self) -> None:
+        """Stop the worker, including one still loading; the source can be started again."""
+        self._closes += 1
+        workers = [w for w in (self._worker, self._starting) if w is not None]
+        self._worker = self._starting = None
+        self._loaded = {}
+        loop = asyncio.get_running_loop()
+        for worker in workers:
+            await loop.run_in_executor(None, worker.stop)
+
+    def _planned_context(self) -> int:
+        trained = self._model_info.context_length if self._model_info else None
+        # Beyond the trained length replies degrade and memory is wasted.
+        return min(self._requested_context, trained) if trained else self._requested_context
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        package_root = str(Path(nexus_desktop.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        env["PYTHONIOENCODING"] = "utf-8"
+        # On an abort ggml would attach gdb to print a backtrace: slow, and it buries the reason.
+        env["GGML_NO_BACKTRACE"] = "1"
+        return [self._python, "-m", "nexus_desktop.llm.worker"], env
+
+    async def _ensure_worker(self) -> _Worker:
+        if self._worker is not None and self._worker.alive:
+            return self._worker
+        self._worker = None
+        closes = self._closes
+        loop = asyncio.get_running_loop()
+        # Header checks read the file: keep them off the event loop's thread.
+        info = await loop.run_in_executor(None, inspect_model, self._model_path)
+        if self._lora_path is not None:
+            await loop.run_in_executor(None, validate_lora_adapter, self._lora_path, info)
+        self._model_info = info
+        if self._closes != closes:
+            raise ModelError(f"Loading {self.name} stopped because the model was closed.")
+        command, env = self._command()
+        try:
+            worker = _Worker(command, env, loop)
+        except OSError as error:
+            raise ModelError(
+                f"The model process could not start ({error}); reinstall NEXUS Desktop."
+            ) from error
+        self._starting = worker
+        try:
+            self._hello = await self._expect(worker, worker.control, "hello", "starting")
+            lora = {"path": str(self._lora_path), "scale": self._lora_scale} if self._lora_path else None
+            worker.send(
+                cmd="load",
+                path=str(self._model_path),
+                n_ctx=self._planned_context(),
+                n_threads=self._threads,
+                n_gpu_layers=self._resolve_gpu_layers(),
+                lora=lora,
+            )
+            loaded = await self._expect(worker, worker.control, "loaded", f"loading {self.name}")
+        except BaseException as error:
+            await loop.run_in_executor(None, worker.stop)
+            if self._closes != closes and isinstance(error, ModelError):
+                raise ModelError(f"Loading {self.name} stopped because the model was closed.") from None
+            raise
+        finally:
+            self._starting = None
+        if self._closes != closes:
+            await loop.run_in_executor(None, worker.stop)
+            raise ModelError(f"Loading {self.name} stopped because the model was closed.")
+        self._worker, self._loaded = worker, loaded
+        return worker
+
+    def _resolve_gpu_layers(self) -> int:
+        if self._gpu_layers == "auto":
+            return -1 if self.supports_gpu_offload else 0
+        return int(self._gpu_layers)
+
+    async def _expect(
+        self, worker: _Worker, queue: asyncio.Queue[Event | _Exited], wanted: str, doing: str
+    ) -> Event:
+        try:
+            event = await asyncio.wait_for(queue.get(), timeout=self._start_timeout)
+        except TimeoutError:
+            raise ModelError(
+                f"The model took longer than {self._start_timeout:.0f} s while {doing}; "
+                "try a smaller model or fewer GPU layers."
+            ) from None
+        self._raise_for(event, worker, doing)
+        assert isinstance(event, dict)
+        if event.get("event") != wanted:
+            raise ModelError(
+                f"The model process answered {event.get('event')!r} while {doing}; reload the model."
+            )
+        return event
+
+    def _raise_for(self, event: Event | _Exited, worker: _Worker, doing: str, stderr_mark: int = 0) -> None:
+        """Turn an exit or error event into the exception the user sees; ``stderr_mark`` is the
+        number of stderr lines seen when the current call began (older lines explain nothing)."""
+        if isinstance(event, _Exited):
+            fresh = worker.stderr_lines > stderr_mark and worker.stderr_tail
+            # "/long/build/path/llama-model.cpp:1328: GGML_ASSERT(...) failed" -> "llama-model.cpp:1328: ..."
+            last = re.sub(r"^\S*/", "", worker.stderr_tail[-1])[:200] if fresh else ""
+            detail = f" (last message: {last})" if last else ""
+            advice = "pick another model" if doing.startswith("loading") else "reload the model to continue"
+            raise ModelCrashedError(
+                f"The model process {_describe_exit(event.returncode)} while {doing}{detail}; "
+                f"the app is fine, {advice}."
+            )
+        if event.get("event") != "error":
+            return
+        kind, message = event.get("kind"), str(event.get("message", "unknown error"))
+        if kind == "load":
+            raise ModelFileError(f"llama.cpp could not load {self.name} ({message}); pick another model.")
+        if kind == "import":
+            raise ModelError(f"llama.cpp is not usable here ({message}); reinstall llama-cpp-python.")
+        if kind == "context":
+            numbers = re.findall(r"\d+", message)
+            needed = f" needs {numbers[0]} tokens but" if len(numbers) >= 2 else ""
+            raise ModelError(
+                f"The conversation{needed} does not fit the model's context of {self.context_size} tokens; "
+                "start a new chat or raise the context size in Settings → Model."
+            )
+        raise ModelError(f"The model failed while {doing} ({message}); try again or reload the model.")
+
+    # --- The contract -----------------------------------------------------------------------
+
+    async def stream(self, request: ChatInput, context: RunContext) -> AsyncIterator[StreamEvent]:
+        async with self._lock:
+            worker = await self._ensure_worker()
+            request_id = f"r{next(self._ids)}"
+            events: asyncio.Queue[Event | _Exited] = asyncio.Queue()
+            worker.requests[request_id] = events
+            stderr_mark = worker.stderr_lines
+            finished = False
+            try:
+                sampling = request.sampling
+                worker.send(
+                    cmd="generate",
+                    id=request_id,
+                    messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                    sampling={
+                        "temperature": sampling.temperature,
+                        "top_p": sampling.top_p,
+                        "repeat_penalty": sampling.repeat_penalty,
+                        "max_tokens": sampling.max_tokens,
+                        "seed": sampling.seed,
+                        "stop": list(sampling.stop),
+                    },
+                )
+                cancel_sent = False
+                while True:
+                    event = await self._next_event(events, context, cancel_sent)
+                    if event is None:
+                        worker.send(cmd="cancel", id=request_id)
+                        cancel_sent = True
+                        continue
+                    self._raise_for(event, worker, "answering", stderr_mark)
+                    assert isinstance(event, dict)
+                    if event["event"] == "token":
+                        yield TokenEvent(text=event["text"])
+                    elif event["event"] == "done":
+                        finished = True
+                        yield ChatOutput(text=event["text"], stats=self._stats(event))
+                        return
+            except ModelCrashedError:
+                self._worker = None
+                raise
+            finally:
+                worker.requests.pop(request_id, None)
+                if not finished and worker.alive:
+                    worker.send(cmd="cancel", id=request_id)  # The caller walked away mid-reply.
+
+    @staticmethod
+    async def _next_event(
+        events: asyncio.Queue[Event | _Exited], context: RunContext, cancel_sent: bool
+    ) -> Event | _Exited | None:
+        """The next event, or None as soon as the caller cancels (once)."""
+        getter = asyncio.ensure_future(events.get())
+        try:
+            while True:
+                if not cancel_sent and context.cancel.cancelled:
+                    return None
+                done, _pending = await asyncio.wait({getter}, timeout=_CANCEL_POLL_SECONDS)
+                if done:
+                    return getter.result()
+        finally:
+            if not getter.done():
+                getter.cancel()
+
+    def _stats(self, event: Event) -> ReplyStats:
+        return ReplyStats(
+            prompt_tokens=int(event["prompt_tokens"]),
+            completion_tokens=int(event["completion_tokens"]),
+            seconds=float(event["seconds"]),
+            first_token_seconds=float(event["first_token_seconds"]),
+            context_size=self.context_size,
+            finish_reason=event["finish_reason"],
+        )
+
+    async def count_tokens(self, texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        async with self._lock:
+            worker = await self._ensure_worker()
+            request_id = f"t{next(self._ids)}"
+            events: asyncio.Queue[Event | _Exited] = asyncio.Queue()
+            worker.requests[request_id] = events
+            stderr_mark = worker.stderr_lines
+            try:
+                worker.send(cmd="tokenize", id=request_id, texts=list(texts))
+                event = await events.get()
+                try:
+                    self._raise_for(event, worker, "counting tokens", stderr_mark)
+                except ModelCrashedError:
+                    self._worker = None
+                    raise
+                assert isinstance(event, dict)
+                return [int(count) for count in event["counts"]]
+            finally:
+                worker.requests.pop(request_id, None)

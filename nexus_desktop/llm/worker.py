@@ -1,0 +1,352 @@
+"""The llama.cpp child process: ``python -m nexus_desktop.llm.worker``.
+
+It speaks JSON lines.  Commands arrive on stdin::
+
+    {"cmd": "load", "path", "n_ctx", "n_threads", "n_gpu_layers", "lora": {"path", "scale"} or null}
+    {"cmd": "generate", "id": ..., "messages": [{"role", "content"}], "sampling": {...}}
+    {"cmd": "cancel", "id": ...}
+    {"cmd": "tokenize", "id": ..., "texts": [...]}
+    {"cmd": "shutdown"}
+
+Events leave on stdout: ``hello``, ``loaded``, ``token``, ``done``, ``tokens`` and ``error``
+(see ``local.py`` for their fields).  Only this protocol uses the real stdout: file descriptor 1
+is pointed at stderr at start-up, so anything llama.cpp or a library prints lands in the log the
+parent drains from stderr.  A reader thread takes ``cancel`` and ``shutdown`` while the main
+thread generates; llama.cpp's abort callback lets a cancel stop even a long prompt evaluation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
+
+_EOF = {"cmd": "shutdown", "reason": "stdin closed"}
+# ggml_log_level in this llama.cpp: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
+_LOG_WARN, _LOG_ERROR, _LOG_CONTINUE = 3, 4, 5
+
+
+class Protocol:
+    """Writes events to the original stdout, and moves fd 1 to stderr for everyone else."""
+
+    def __init__(self) -> None:
+        protocol_fd = os.dup(1)
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        self._out: TextIO = os.fdopen(protocol_fd, "w", encoding="utf-8", errors="replace", buffering=1)
+        self._lock = threading.Lock()
+
+    def send(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **fields}, ensure_ascii=False)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+class Cancellation:
+    """Which request is running and whether it should stop; shared with the reader thread.
+
+    A cancel can overtake its own ``generate`` (it is read while the main thread is busy), so
+    cancels for requests that have not begun are remembered until they do.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current: str | None = None
+        self._early: set[str] = set()
+        self.event = threading.Event()
+
+    def begin(self, request_id: str) -> None:
+        with self._lock:
+            self._current = request_id
+            if request_id in self._early:
+                self._early.discard(request_id)
+                self.event.set()
+            else:
+                self.event.clear()
+
+    def end(self) -> None:
+        with self._lock:
+            self._current = None
+            self.event.clear()
+
+    def cancel(self, request_id: str | None) -> None:
+        """Cancel ``request_id``, or whatever runs when it is None."""
+        with self._lock:
+            if request_id is None or request_id == self._current:
+                if self._current is not None:
+                    self.event.set()
+            else:
+                if len(self._early) > 1000:  # Cancels that arrived after their reply finished.
+                    self._early.clear()
+                self._early.add(str(request_id))
+
+
+class LogTail:
+    """llama.cpp log lines at warning level and above go to stderr; the last error explains a failure."""
+
+    def __init__(self, llama_cpp: Any) -> None:
+        self.errors: list[str] = []
+        self._pending_level = 0
+        self._stderr_fd = os.dup(2)  # Survives llama-cpp-python's own redirection during loading.
+
+        @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+        def on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+            level = self._pending_level if level == _LOG_CONTINUE else level
+            self._pending_level = level
+            if level in (_LOG_WARN, _LOG_ERROR):
+                message = text.decode("utf-8", errors="replace")
+                os.write(self._stderr_fd, message.encode())
+                if level == _LOG_ERROR and message.strip():
+                    self.errors.append(message.strip())
+
+        self._callback = on_log  # ctypes callbacks must outlive their registration.
+        llama_cpp.llama_log_set(on_log, ctypes.c_void_p(0))
+
+    def reason(self, fallback: str) -> str:
+        """The most telling error llama.cpp logged, e.g. "unknown model architecture: 'xyz'"."""
+        marker = "error loading model: "
+        for line in self.errors:
+            if marker in line:
+                return line.split(marker, 1)[1]
+        return self.errors[0] if self.errors else fallback
+
+
+def read_commands(
+    commands: queue.Queue[dict[str, Any]], cancellation: Cancellation, protocol: Protocol
+) -> None:
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            command = json.loads(line)
+            name = command["cmd"]
+        except (ValueError, KeyError, TypeError):
+            protocol.send("error", message=f"Bad command: {line[:200]!r}", kind="protocol")
+            continue
+        if name == "cancel":
+            cancellation.cancel(command.get("id"))
+            continue
+        if name == "shutdown":
+            cancellation.cancel(None)
+        commands.put(command)
+    # The parent is gone or closed the pipe: stop whatever runs and exit.
+    cancellation.cancel(None)
+    commands.put(_EOF)
+
+
+def keep_native_stderr() -> None:
+    """Stop llama-cpp-python from pointing fds 1 and 2 at /dev/null while a model loads.
+
+    With ``verbose=False`` it silences them, which would also swallow llama.cpp's own message
+    when it aborts, the one line that explains a crash.  Its chatter is still kept out: fd 1
+    already goes to stderr, and the log callback passes only warnings and errors.
+    """
+    from llama_cpp import _utils
+
+    silencer = getattr(_utils, "suppress_stdout_stderr", None)
+    if silencer is None:
+        return
+    original_init = silencer.__init__
+
+    def never_silence(self: Any, disable: bool = True) -> None:
+        original_init(self, disable=True)
+
+    silencer.__init__ = never_silence
+
+
+class Worker:
+    def __init__(self, protocol: Protocol) -> None:
+        import llama_cpp
+
+        keep_native_stderr()
+        self.llama_cpp = llama_cpp
+        self.protocol = protocol
+        self.cancellation = Cancellation()
+        self.log = LogTail(llama_cpp)
+        self.llm: Any = None
+        self._abort_callback: Any = None
+        protocol.send(
+            "hello",
+            llama_cpp_version=llama_cpp.__version__,
+            supports_gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+            pid=os.getpid(),
+        )
+
+    def handle(self, command: dict[str, Any]) -> None:
+        handlers = {"load": self.load, "generate": self.generate, "tokenize": self.tokenize}
+        handler = handlers.get(command["cmd"])
+        if handler is None:
+            self.protocol.send(
+                "error", id=command.get("id"), message=f"Unknown command {command['cmd']!r}", kind="protocol"
+            )
+            return
+        if command["cmd"] != "load" and self.llm is None:
+            self.protocol.send("error", id=command.get("id"), message="No model is loaded.", kind="state")
+            return
+        try:
+            handler(command)
+        except Exception as error:  # Report and keep serving; the parent decides what to do.
+            self.protocol.send(
+                "error", id=command.get("id"), message=f"{type(error).__name__}: {error}", kind="internal"
+            )
+
+    def load(self, command: dict[str, Any]) -> None:
+        llama_cpp = self.llama_cpp
+        started = time.perf_counter()
+        lora = command.get("lora") or {}
+        self.log.errors.clear()
+        try:
+            llm = _counting_llama_class(llama_cpp)(
+                model_path=command["path"],
+                n_ctx=int(command["n_ctx"]),
+                n_threads=int(command["n_threads"]),
+                n_threads_batch=int(command["n_threads"]),
+                n_gpu_layers=int(command["n_gpu_layers"]),
+                lora_path=lora.get("path"),
+                lora_scale=float(lora.get("scale", 1.0)),
+                verbose=False,
+            )
+        except Exception as error:
+            self.protocol.send("error", message=self.log.reason(str(error)), kind="load")
+            return
+        self.llm = llm
+
+        @llama_cpp.ggml_abort_callback  # type: ignore[untyped-decorator]
+        def should_abort(_data: ctypes.c_void_p) -> bool:
+            return self.cancellation.event.is_set()
+
+        self._abort_callback = should_abort
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, should_abort, None)
+        n_layers = int(llama_cpp.llama_model_n_layer(llm.model))
+        requested_gpu = int(command["n_gpu_layers"])
+        offloaded = 0
+        if llama_cpp.llama_supports_gpu_offload():
+            offloaded = n_layers if requested_gpu < 0 else min(requested_gpu, n_layers)
+        self.protocol.send(
+            "loaded",
+            n_ctx=int(llm.n_ctx()),
+            n_layers=n_layers,
+            gpu_layers_used=offloaded,
+            load_seconds=time.perf_counter() - started,
+            chat_template=llm.metadata.get("tokenizer.chat_template"),
+            chat_format=llm.chat_format,
+        )
+
+    def generate(self, command: dict[str, Any]) -> None:
+        request_id = str(command["id"])
+        sampling = command.get("sampling") or {}
+        llm = self.llm
+        self.cancellation.begin(request_id)
+        started = time.perf_counter()
+        first_token_at: float | None = None
+        last_token_at = started
+        parts: list[str] = []
+        finish_reason = "stop"
+        llm.counts = [0, 0]
+        stream: Any = None
+        try:
+            stream = llm.create_chat_completion(
+                messages=list(command["messages"]),
+                stream=True,
+                temperature=float(sampling.get("temperature", 0.8)),
+                top_p=float(sampling.get("top_p", 0.95)),
+                repeat_penalty=float(sampling.get("repeat_penalty", 1.1)),
+                max_tokens=int(sampling.get("max_tokens", 512)),
+                seed=sampling.get("seed"),
+                stop=list(sampling.get("stop") or []),
+            )
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                text = choice.get("delta", {}).get("content")
+                if text:
+                    last_token_at = time.perf_counter()
+                    first_token_at = first_token_at or last_token_at
+                    parts.append(text)
+                    self.protocol.send("token", id=request_id, text=text)
+                finish_reason = choice.get("finish_reason") or finish_reason
+                if self.cancellation.event.is_set():
+                    break
+        except ValueError as error:
+            if "exceed context window" not in str(error):
+                raise
+            self.protocol.send("error", id=request_id, message=str(error), kind="context")
+            return
+        except RuntimeError:
+            # llama_decode reports an abort as an error; a cancel is not a failure.
+            if not self.cancellation.event.is_set():
+                raise
+        finally:
+            if stream is not None:
+                stream.close()  # Finish llama.cpp's generator before the next command.
+            cancelled = self.cancellation.event.is_set()
+            self.cancellation.end()
+        if first_token_at is None:
+            first_token_at = last_token_at = time.perf_counter()
+        self.protocol.send(
+            "done",
+            id=request_id,
+            text="".join(parts),
+            prompt_tokens=llm.counts[0],
+            completion_tokens=llm.counts[1],
+            first_token_seconds=first_token_at - started,
+            seconds=last_token_at - first_token_at,
+            finish_reason="cancelled" if cancelled else finish_reason,
+        )
+
+    def tokenize(self, command: dict[str, Any]) -> None:
+        # special=True matches how the chat template's prompt is tokenized.
+        counts = [
+            len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+            for text in command["texts"]
+        ]
+        self.protocol.send("tokens", id=command.get("id"), counts=counts)
+
+
+def _counting_llama_class(llama_cpp: Any) -> Any:
+    """A ``Llama`` that counts the prompt and reply tokens of each chat completion exactly.
+
+    ``create_chat_completion`` hands the whole tokenized prompt to ``generate``, which yields every
+    sampled token, the end-of-generation token included; that is the only place both are visible.
+    """
+
+    class CountingLlama(llama_cpp.Llama):  # type: ignore[misc]
+        counts: list[int]
+
+        def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Iterator[int]:
+            self.counts = [len(tokens), 0]
+            for token in super().generate(tokens, *args, **kwargs):
+                if not llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
+                    self.counts[1] += 1
+                yield token
+
+    return CountingLlama
+
+
+def main() -> int:
+    protocol = Protocol()
+    try:
+        worker = Worker(protocol)
+    except Exception as error:  # llama_cpp missing or broken: say so, then exit.
+        protocol.send("error", message=f"{type(error).__name__}: {error}", kind="import")
+        return 2
+    commands: queue.Queue[dict[str, Any]] = queue.Queue()
+    reader = threading.Thread(
+        target=read_commands, args=(commands, worker.cancellation, protocol), name="commands", daemon=True
+    )
+    reader.start()
+    while True:
+        command = commands.get()
+        if command["cmd"] == "shutdown":
+            return 0
+        worker.handle(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

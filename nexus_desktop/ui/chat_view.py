@@ -1,0 +1,431 @@
+"""The chat: the message list, the banners and the composer, driving ``ChatService``.
+
+Replies stream in through ``ChatService.send()`` / ``regenerate()`` on the qasync loop.  Tokens
+are collected in a buffer and painted by a timer at most ~30 times a second, so a fast model
+never floods the UI thread with relayouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+
+from nexus_desktop.ui.composer import Composer
+from nexus_desktop.ui.message_widget import AVATAR_SIZE, MessageWidget
+from nexus_desktop.ui.ops import QueryOp
+from nexus_desktop.ui.widgets import BannerArea
+
+if TYPE_CHECKING:
+    from nexus_desktop.core import AppCore
+    from nexus_desktop.db.tables import Character, Message
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_MS = 33
+MAX_COLUMN_WIDTH = 920
+
+
+def describe_error(error: BaseException) -> str:
+    """One sentence for the banner; errors we raise ourselves already read that way."""
+    from nexus_desktop.cards.errors import CardError
+    from nexus_desktop.llm.contract import ModelError
+
+    if isinstance(error, ModelError | CardError | ValueError | LookupError):
+        return str(error) or type(error).__name__
+    return f"Something went wrong ({type(error).__name__}: {error}). The app is still running; details are in the log."
+
+
+class ChatView(QWidget):
+    settings_requested = Signal(str)
+    """Emitted with a settings page name when an error's fix lives there."""
+    reload_requested = Signal()
+    model_used = Signal(object)
+    """A model source answered (or failed: the payload is then the exception)."""
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ChatPane")
+        self.core: AppCore | None = None
+        self.ensure_model: Callable[[], Awaitable[object]] | None = None
+        self.character: Character | None = None
+        self.chat_id: int | None = None
+        self.widgets: list[MessageWidget] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stop_requested = False
+        self._stream_widget: MessageWidget | None = None
+        self._stream_text = ""
+        self._dirty = False
+        self._stick_to_bottom = True
+        self.flushes = 0
+        self._load_seq = 0
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
+        self._flush_timer.timeout.connect(self._flush)
+        self._build()
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+
+        self.scroll = QScrollArea()
+        self.scroll.setObjectName("MessageScroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        container = QWidget()
+        self.column = QVBoxLayout(container)
+        self.column.setContentsMargins(28, 20, 28, 12)
+        self.column.setSpacing(4)
+        self.empty_label = QLabel("Pick a character on the left to start chatting.")
+        self.empty_label.setObjectName("EmptyState")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.column.addWidget(self.empty_label)
+        self.column.addStretch(1)
+        self.scroll.setWidget(container)
+        bar = self.scroll.verticalScrollBar()
+        bar.rangeChanged.connect(self._follow_bottom)
+        bar.valueChanged.connect(self._remember_position)
+        layout.addWidget(self.scroll, 1)
+
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(28, 6, 28, 16)
+        bottom_layout.setSpacing(8)
+        self.banners = BannerArea()
+        self.composer = Composer()
+        self.composer.send_requested.connect(self.send)
+        self.composer.stop_requested.connect(self.stop)
+        self.composer.regenerate_requested.connect(self.regenerate)
+        self.composer.set_enabled_for_chat(False)
+        bottom_layout.addWidget(self.banners)
+        bottom_layout.addWidget(self.composer)
+        layout.addWidget(bottom)
+
+    # Binding and loading ------------------------------------------------------------------
+
+    def bind(self, core: AppCore, ensure_model: Callable[[], Awaitable[object]]) -> None:
+        self.core = core
+        self.ensure_model = ensure_model
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def generation_task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    async def open_character(self, character: Character, *, new_chat: bool = False) -> None:
+        """Show the character's latest chat (or a fresh one)."""
+        assert self.core is not None and character.id is not None
+        self._load_seq += 1
+        load = self._load_seq
+        if self.busy:
+            await self.stop_and_wait()
+        chat, messages = await (
+            self.core.chat.new_chat(character.id) if new_chat else self.core.chat.open_chat(character.id)
+        )
+        if load != self._load_seq:
+            return  # another character was picked while this one loaded
+        self.character = character
+        self.chat_id = chat.id
+        self._show_messages(messages)
+        self.composer.set_enabled_for_chat(True)
+        self.composer.input.setFocus()
+
+    def clear_chat(self) -> None:
+        self.character, self.chat_id = None, None
+        self._show_messages([])
+        self.composer.set_enabled_for_chat(False)
+
+    def _show_messages(self, messages: list[Message]) -> None:
+        for widget in self.widgets:
+            self.column.removeWidget(widget)
+            widget.hide()
+            widget.deleteLater()
+        self.widgets = []
+        self.empty_label.setVisible(self.character is None)
+        for message in messages:
+            self._append(message)
+        self._refresh_last()
+        self._stick_to_bottom = True
+
+    def _names(self, message: Message) -> tuple[str, bytes | None]:
+        if message.role == "user":
+            return (self.core.settings.user_name if self.core else "You"), None
+        assert self.character is not None
+        return self.character.name, self.character.avatar
+
+    def _display(self, text: str) -> str:
+        from nexus_desktop.chat.prompt import substitute
+
+        char = self.character.name if self.character else ""
+        user = self.core.settings.user_name if self.core else "You"
+        return substitute(text, char, user)
+
+    def _append(self, message: Message) -> MessageWidget:
+        sender, avatar = self._names(message)
+        widget = MessageWidget(message, sender=sender, avatar=avatar, display=self._display)
+        widget.set_max_text_width(self._text_width())
+        widget.edit_saved.connect(self._edit)
+        widget.delete_confirmed.connect(self._delete)
+        widget.swipe_requested.connect(self._swipe)
+        widget.regenerate_requested.connect(self.regenerate)
+        self.column.insertWidget(self.column.count() - 1, widget)
+        self.widgets.append(widget)
+        return widget
+
+    def _refresh_last(self) -> None:
+        for widget in self.widgets:
+            widget.set_swipeable(False)
+        if self.widgets and self.widgets[-1].role == "assistant":
+            self.widgets[-1].set_swipeable(True)
+        for widget in self.widgets:
+            widget.set_busy(self.busy)
+
+    # Sending, stopping, regenerating ------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        if self.busy or self.chat_id is None:
+            return
+        if not text.strip():
+            self.composer.show_hint("Type a message first — there is nothing to send yet.")
+            return
+        self._start(self._send(self.chat_id, text))
+
+    def regenerate(self) -> None:
+        if self.busy or self.chat_id is None:
+            return
+        self._start(self._regenerate(self.chat_id))
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self.core is not None:
+            self.core.chat.stop()
+
+    async def stop_and_wait(self) -> None:
+        self.stop()
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        self._stop_requested = False
+        self.banners.clear("info")
+        self._task = asyncio.ensure_future(work)
+        self._task.add_done_callback(lambda _t: self._finished())
+        self._set_busy(True)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.composer.set_busy(busy)
+        for widget in self.widgets:
+            widget.set_busy(busy)
+        self.busy_changed.emit(busy)
+
+    def _finished(self) -> None:
+        self._flush_timer.stop()
+        self._stream_widget = None
+        self._set_busy(False)
+        self._refresh_last()
+
+    async def _model_ready(self) -> bool:
+        """Load the model first, so a failure leaves the typed text in the box."""
+        try:
+            if self.ensure_model is not None:
+                await self.ensure_model()
+        except Exception as error:
+            self.show_error(error)
+            return False
+        return not self._stop_requested
+
+    async def _send(self, chat_id: int, text: str) -> None:
+        if not await self._model_ready():
+            return
+        assert self.core is not None
+        await self._consume(self.core.chat.send(chat_id, text), sent_text=text, target=None)
+
+    async def _regenerate(self, chat_id: int) -> None:
+        assert self.core is not None
+        last = self.widgets[-1] if self.widgets else None
+        if last is not None and last.role == "user":
+            # The last reply failed or came back empty: write one now.
+            if await self._model_ready():
+                await self._consume(self.core.chat.respond(chat_id), sent_text=None, target=None)
+            return
+        if last is None or last.message.position == 0:
+            self.composer.show_hint("There is no reply to regenerate yet; send a message first.")
+            return
+        if not await self._model_ready():
+            return
+        await self._consume(self.core.chat.regenerate(chat_id), sent_text=None, target=last)
+
+    async def _consume(
+        self, events: AsyncIterator[Any], *, sent_text: str | None, target: MessageWidget | None
+    ) -> None:
+        from nexus_desktop.chat.service import HistoryTrimmed, ReplySaved, ReplyToken, UserMessageSaved
+
+        saved = False
+        self._begin_stream(
+            target if target is not None else (None if sent_text is not None else self._placeholder())
+        )
+        try:
+            async for event in events:
+                if isinstance(event, UserMessageSaved):
+                    if self.composer.text == sent_text:
+                        self.composer.clear()
+                    self._append(event.message).set_busy(True)
+                    self._begin_stream(self._placeholder())
+                elif isinstance(event, ReplyToken):
+                    self._stream_text += event.text
+                    self._dirty = True
+                elif isinstance(event, HistoryTrimmed):
+                    self.banners.show_banner("info", event.notice)
+                elif isinstance(event, ReplySaved):
+                    saved = True
+                    self._flush()
+                    if self._stream_widget is not None:
+                        self._stream_widget.set_message(event.message)
+                    self.model_used.emit(None)
+        except Exception as error:
+            log.info("Reply failed: %s", error)
+            self.show_error(error)
+        finally:
+            self._end_stream(saved, target)
+
+    def _placeholder(self) -> MessageWidget:
+        from nexus_desktop.db.tables import Message
+
+        assert self.chat_id is not None
+        position = (self.widgets[-1].message.position + 1) if self.widgets else 0
+        widget = self._append(Message(chat_id=self.chat_id, position=position, role="assistant", swipes=[""]))
+        widget.set_busy(True)
+        return widget
+
+    def _begin_stream(self, widget: MessageWidget | None) -> None:
+        self._stream_widget = widget
+        self._stream_text = ""
+        self._dirty = False
+        if widget is not None:
+            widget.set_streaming_text("")
+            self._stick_to_bottom = True
+            self._flush_timer.start()
+
+    def _flush(self) -> None:
+        if self._dirty and self._stream_widget is not None:
+            self._dirty = False
+            self.flushes += 1
+            self._stream_widget.set_streaming_text(self._stream_text)
+
+    def _end_stream(self, saved: bool, target: MessageWidget | None) -> None:
+        self._flush_timer.stop()
+        widget = self._stream_widget
+        if widget is not None and not saved:
+            if target is not None:
+                widget.set_message(widget.message)  # the reply failed: show the old alternative again
+            else:
+                self._remove(widget)
+        self._stream_widget = None
+
+    # Editing ------------------------------------------------------------------------------
+
+    def _widget_for(self, message_id: int) -> MessageWidget | None:
+        return next((w for w in self.widgets if w.message.id == message_id), None)
+
+    def _edit(self, message_id: int, text: str) -> None:
+        assert self.core is not None
+        chat = self.core.chat
+
+        async def save() -> Message:
+            return await chat.edit_message(message_id, text)
+
+        QueryOp(parent=self, op=save, success=self._replace_message).failure(
+            self.show_error
+        ).run_in_background()
+
+    def _swipe(self, message_id: int, index: int) -> None:
+        assert self.core is not None
+        chat = self.core.chat
+
+        async def show() -> Message:
+            return await chat.show_swipe(message_id, index)
+
+        QueryOp(parent=self, op=show, success=self._replace_message).failure(
+            self.show_error
+        ).run_in_background()
+
+    def _delete(self, message_id: int) -> None:
+        assert self.core is not None
+        chat = self.core.chat
+
+        async def delete() -> int:
+            await chat.delete_message(message_id)
+            return message_id
+
+        def removed(deleted_id: int) -> None:
+            widget = self._widget_for(deleted_id)
+            if widget is not None:
+                self._remove(widget)
+
+        QueryOp(parent=self, op=delete, success=removed).failure(self.show_error).run_in_background()
+
+    def _replace_message(self, message: Message) -> None:
+        assert message.id is not None
+        widget = self._widget_for(message.id)
+        if widget is not None:
+            widget.set_message(message)
+
+    def _remove(self, widget: MessageWidget) -> None:
+        if widget in self.widgets:
+            self.widgets.remove(widget)
+        # Hidden and deleted by Qt on the UI thread; un-parenting would let Python's garbage
+        # collector destroy it later on whatever thread it runs on.
+        self.column.removeWidget(widget)
+        widget.hide()
+        widget.deleteLater()
+        self._refresh_last()
+
+    # Errors -------------------------------------------------------------------------------
+
+    def show_error(self, error: BaseException) -> None:
+        from nexus_desktop.llm.contract import ModelCrashedError, ModelFileError, RemoteServerError
+
+        action: tuple[str, Callable[[], object]] | None = None
+        if isinstance(error, ModelFileError):
+            action = ("Model settings", lambda: self.settings_requested.emit("model"))
+        elif isinstance(error, RemoteServerError):
+            action = ("Server settings", lambda: self.settings_requested.emit("remote"))
+        elif isinstance(error, ModelCrashedError):
+            action = ("Reload model", self.reload_requested.emit)
+        self.banners.show_banner("error", describe_error(error), action)
+        from nexus_desktop.llm.contract import ModelError
+
+        if isinstance(error, ModelError):
+            self.model_used.emit(error)
+
+    # Layout -------------------------------------------------------------------------------
+
+    def _text_width(self) -> int:
+        column = min(self.scroll.viewport().width() - 56, MAX_COLUMN_WIDTH)
+        return max(200, int(column * 0.8) - AVATAR_SIZE - 40)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        width = self._text_width()
+        for widget in self.widgets:
+            widget.set_max_text_width(width)
+            widget.editor.setMinimumWidth(min(width, 520))
+
+    def _remember_position(self, value: int) -> None:
+        bar = self.scroll.verticalScrollBar()
+        self._stick_to_bottom = value >= bar.maximum() - 48
+
+    def _follow_bottom(self, _minimum: int, maximum: int) -> None:
+        if self._stick_to_bottom:
+            self.scroll.verticalScrollBar().setValue(maximum)

@@ -1,0 +1,187 @@
+"""The top bar (who you talk to, New chat, the model picker, Settings) and the status line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from nexus_desktop.ui import icons
+from nexus_desktop.ui.theme import COLORS
+from nexus_desktop.ui.widgets import Avatar, icon_button, push_button, set_style_property
+
+if TYPE_CHECKING:
+    from nexus_desktop.settings import Settings
+
+OPEN_FILE = "open-file"
+REMOTE = "remote"
+
+
+def model_label(entry: Any) -> str:
+    """``SmolLM2-135M-Instruct.Q4_1 (98 MB)``: short enough for the picker, quantization once."""
+    from nexus_desktop.llm.gguf_check import format_size
+
+    stem = entry.path.stem
+    if entry.info is None:
+        return f"{stem} (unusable)"
+    size = format_size(entry.info.file_size)
+    quant = str(entry.info.quantization or "")
+    return f"{stem} ({size})" if quant and quant.lower() in stem.lower() else f"{stem} ({quant}, {size})"
+
+
+class ModelPicker(QComboBox):
+    """Models found on disk, then "Open GGUF file…" and the remote server."""
+
+    local_chosen = Signal(str)
+    open_file_requested = Signal()
+    remote_chosen = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ModelPicker")
+        self.setMinimumWidth(300)
+        self.setMaximumWidth(420)
+        self.setIconSize(QSize(16, 16))
+        self.setToolTip("The model that writes the replies")
+        self._current_index = -1
+        self.activated.connect(self._on_activated)
+        self.addItem("Looking for models…")
+
+    def set_models(self, entries: list[Any], settings: Settings, default_path: Path | None) -> None:
+        """``entries`` are ``catalog.ModelEntry``; the chosen model is selected (and added if missing)."""
+        self.blockSignals(True)
+        self.clear()
+        chip = icons.icon("chip", COLORS.text_dim)
+        chosen = Path(settings.model_path).expanduser() if settings.model_path else default_path
+        seen: set[str] = set()
+        selected = -1
+        for entry in entries:
+            path = str(entry.path)
+            seen.add(path)
+            label = model_label(entry)
+            if default_path is not None and entry.path == default_path:
+                label += " · bundled"
+            self.addItem(chip, label, ("local", path))
+            if not entry.usable:
+                self.setItemData(self.count() - 1, entry.error, Qt.ItemDataRole.ToolTipRole)
+            if settings.source == "local" and chosen is not None and entry.path == chosen:
+                selected = self.count() - 1
+        if chosen is not None and str(chosen) not in seen:
+            self.addItem(chip, chosen.name, ("local", str(chosen)))
+            if settings.source == "local":
+                selected = self.count() - 1
+        if settings.remote_model:
+            self.addItem(
+                icons.icon("server", COLORS.text_dim), f"Remote: {settings.remote_model}", (REMOTE, "")
+            )
+            if settings.source == "remote":
+                selected = self.count() - 1
+        self.insertSeparator(self.count())
+        self.addItem(icons.icon("folder", COLORS.text_dim), "Open GGUF file…", (OPEN_FILE, ""))
+        if not settings.remote_model:
+            self.addItem(icons.icon("server", COLORS.text_dim), "Remote server…", (REMOTE, ""))
+        self._current_index = selected
+        self.setCurrentIndex(selected)
+        self.blockSignals(False)
+
+    def restore(self) -> None:
+        """Back to the model in use, e.g. after the file dialog was cancelled."""
+        self.setCurrentIndex(self._current_index)
+
+    def _on_activated(self, index: int) -> None:
+        data = self.itemData(index)
+        if not isinstance(data, tuple):
+            return
+        kind, value = data
+        if kind == OPEN_FILE:
+            self.restore()
+            self.open_file_requested.emit()
+        elif kind == REMOTE:
+            self.restore()
+            self.remote_chosen.emit()
+        elif index != self._current_index:
+            self._current_index = index
+            self.local_chosen.emit(value)
+
+
+class TopBar(QFrame):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("TopBar")
+        self.setFixedHeight(68)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(24, 10, 16, 10)
+        row.setSpacing(12)
+        self.avatar = Avatar(40)
+        self.avatar.hide()
+        row.addWidget(self.avatar)
+        words = QVBoxLayout()
+        words.setSpacing(0)
+        self.title = QLabel("NEXUS Desktop")
+        self.title.setObjectName("ChatTitle")
+        self.subtitle = QLabel("Starting…")
+        self.subtitle.setObjectName("ChatSubtitle")
+        words.addStretch(1)
+        words.addWidget(self.title)
+        words.addWidget(self.subtitle)
+        words.addStretch(1)
+        row.addLayout(words, 1)
+        self.new_chat_button = push_button("New chat", icon_name="new_chat")
+        self.new_chat_button.setToolTip("Start a new chat with this character (the old one is kept)")
+        self.new_chat_button.setEnabled(False)
+        self.model_picker = ModelPicker()
+        self.settings_button = icon_button("settings", "Settings", role="icon", size=18)
+        self.settings_button.setFixedSize(38, 38)
+        row.addWidget(self.new_chat_button)
+        row.addWidget(self.model_picker)
+        row.addWidget(self.settings_button)
+
+    def set_character(self, name: str, avatar: bytes | None, subtitle: str) -> None:
+        self.avatar.set_avatar(avatar, name)
+        self.avatar.show()
+        self.title.setText(name)
+        self.subtitle.setText(subtitle)
+        self.new_chat_button.setEnabled(True)
+
+    def clear_character(self, subtitle: str = "No character selected") -> None:
+        self.avatar.hide()
+        self.title.setText("NEXUS Desktop")
+        self.subtitle.setText(subtitle)
+        self.new_chat_button.setEnabled(False)
+
+
+class StatusLine(QFrame):
+    """``● Ready · model · 4096 ctx`` on the left, the llama.cpp build on the right."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("StatusLine")
+        self.setFixedHeight(30)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(16, 0, 16, 0)
+        row.setSpacing(6)
+        self.dot = QLabel("●")
+        self.dot.setObjectName("StatusDot")
+        self.state_label = QLabel("Starting…")
+        self.build_icon = QLabel()
+        self.build_icon.setPixmap(icons.pixmap("chip", COLORS.muted, 14))
+        self.build_label = QLabel("llama.cpp: checking…")
+        row.addWidget(self.dot)
+        row.addWidget(self.state_label, 1)
+        row.addWidget(self.build_icon)
+        row.addWidget(self.build_label)
+        self.state = "idle"
+        self.set_state("idle", "Starting…")
+
+    def set_state(self, state: str, text: str) -> None:
+        """``state`` is one of idle / loading / ready / error."""
+        self.state = state
+        set_style_property(self.dot, "state", state)
+        self.state_label.setText(text)
+        self.state_label.setToolTip(text)
+
+    def set_build(self, text: str, tooltip: str = "") -> None:
+        self.build_label.setText(text)
+        self.build_label.setToolTip(tooltip)

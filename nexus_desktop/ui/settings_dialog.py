@@ -1,0 +1,403 @@
+"""Settings: model, generation, remote server (API key in the OS keyring) and window behaviour.
+
+Saving validates everything, stores the API key through ``SecretStore`` off the Qt thread, then
+emits ``applied(settings)``; the main window applies them without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nexus_desktop.ui.chat_view import describe_error
+from nexus_desktop.ui.ops import QueryOp
+from nexus_desktop.ui.widgets import BannerArea, push_button
+
+if TYPE_CHECKING:
+    from nexus_desktop.core import AppCore
+    from nexus_desktop.settings import Settings
+
+PAGES = {"model": 0, "generation": 1, "remote": 2, "app": 3}
+KEY_NAME = "remote-api-key"  # the name SourceManager reads (chat.sources.REMOTE_KEY_NAME)
+GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
+
+
+def help_label(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("FieldHelp")
+    label.setWordWrap(True)
+    return label
+
+
+def form_page() -> tuple[QWidget, QFormLayout]:
+    page = QWidget()
+    form = QFormLayout(page)
+    form.setContentsMargins(20, 20, 20, 20)
+    form.setHorizontalSpacing(18)
+    form.setVerticalSpacing(10)
+    return page, form
+
+
+class SettingsDialog(QDialog):
+    applied = Signal(object)
+    """The validated new ``Settings``."""
+
+    def __init__(self, core: AppCore, parent: QWidget | None = None, *, page: str = "model") -> None:
+        super().__init__(parent)
+        self.core = core
+        self.setWindowTitle("Settings")
+        self.resize(720, 580)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 18)
+        layout.setSpacing(14)
+        title = QLabel("Settings")
+        title.setObjectName("DialogTitle")
+        layout.addWidget(title)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._model_page(), "Model")
+        self.tabs.addTab(self._generation_page(), "Generation")
+        self.tabs.addTab(self._remote_page(), "Remote server")
+        self.tabs.addTab(self._app_page(), "App")
+        self.tabs.setCurrentIndex(PAGES.get(page, 0))
+        layout.addWidget(self.tabs, 1)
+        self.banners = BannerArea()
+        layout.addWidget(self.banners)
+        footer = QHBoxLayout()
+        footer.addStretch(1)
+        self.cancel_button = push_button("Cancel")
+        self.save_button = push_button("Save", role="primary", icon_name="check")
+        self.save_button.setDefault(True)
+        self.cancel_button.clicked.connect(self.reject)
+        self.save_button.clicked.connect(self.save)
+        footer.addWidget(self.cancel_button)
+        footer.addWidget(self.save_button)
+        layout.addLayout(footer)
+        self.load(core.settings)
+        self._probe_build()
+        self._probe_key()
+
+    # Pages --------------------------------------------------------------------------------
+
+    def _model_page(self) -> QWidget:
+        page, form = form_page()
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("Bundled SmolLM2-135M (default)")
+        browse = push_button("Browse…", icon_name="folder")
+        browse.clicked.connect(self._browse_model)
+        form.addRow("GGUF model", self._with_button(self.model_path, browse))
+        self.models_dir = QLineEdit()
+        self.models_dir.setPlaceholderText("A folder with .gguf files, listed in the model picker")
+        browse_dir = push_button("Browse…", icon_name="folder")
+        browse_dir.clicked.connect(self._browse_models_dir)
+        form.addRow("Models folder", self._with_button(self.models_dir, browse_dir))
+        self.context_size = QSpinBox()
+        self.context_size.setRange(256, 262144)
+        self.context_size.setSingleStep(512)
+        self.context_size.setSuffix(" tokens")
+        form.addRow("Context size", self.context_size)
+        self.threads = QSpinBox()
+        self.threads.setRange(1, 256)
+        form.addRow("CPU threads", self.threads)
+        self.gpu_auto = QCheckBox("Auto")
+        self.gpu_layers = QSpinBox()
+        self.gpu_layers.setRange(-1, 999)
+        self.gpu_layers.setToolTip("-1 puts every layer on the GPU; 0 keeps the model on the CPU")
+        self.gpu_auto.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
+        gpu_row = QHBoxLayout()
+        gpu_row.addWidget(self.gpu_auto)
+        gpu_row.addWidget(self.gpu_layers, 1)
+        form.addRow("GPU layers", gpu_row)
+        self.build_label = help_label("Checking the installed llama.cpp build…")
+        self.build_label.setTextInteractionFlags(self.build_label.textInteractionFlags() | self._selectable())
+        form.addRow("", self.build_label)
+        return page
+
+    def _generation_page(self) -> QWidget:
+        page, form = form_page()
+        self.temperature = self._double(0.0, 5.0, 0.05)
+        self.top_p = self._double(0.0, 1.0, 0.01)
+        self.repeat_penalty = self._double(0.5, 3.0, 0.05)
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 32768)
+        self.max_tokens.setSuffix(" tokens")
+        self.user_name = QLineEdit()
+        self.user_name.setMaxLength(64)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("", help_label("Higher is more creative, lower is more focused."))
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Max reply length", self.max_tokens)
+        form.addRow("Your name", self.user_name)
+        form.addRow("", help_label("Used for {{user}} in cards and shown on your messages."))
+        return page
+
+    def _remote_page(self) -> QWidget:
+        page, form = form_page()
+        self.use_remote = QCheckBox("Use this server for replies instead of the local model")
+        form.addRow("", self.use_remote)
+        self.base_url = QLineEdit()
+        self.base_url.setPlaceholderText("http://127.0.0.1:11434/v1")
+        form.addRow("Server address", self.base_url)
+        self.remote_model = QComboBox()
+        self.remote_model.setEditable(True)
+        self.remote_model.setMinimumWidth(260)
+        self.fetch_button = push_button("Fetch models", icon_name="regenerate")
+        self.fetch_button.clicked.connect(self.fetch_models)
+        form.addRow("Model", self._with_button(self.remote_model, self.fetch_button))
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key.setPlaceholderText("Optional; stored in the system keyring, never in a file")
+        form.addRow("API key", self.api_key)
+        self.key_status = help_label("")
+        form.addRow("", self.key_status)
+        form.addRow(
+            "",
+            help_label(
+                "Any OpenAI-compatible server works: Ollama, LM Studio, llama.cpp's server, vLLM or a "
+                "hosted API. The address usually ends with /v1."
+            ),
+        )
+        return page
+
+    def _app_page(self) -> QWidget:
+        from PySide6.QtWidgets import QSystemTrayIcon
+
+        page, form = form_page()
+        self.minimize_to_tray = QCheckBox("Minimise to the tray when the window is closed")
+        form.addRow("", self.minimize_to_tray)
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            form.addRow("", help_label("This desktop has no system tray, so closing the window quits."))
+        return page
+
+    @staticmethod
+    def _selectable() -> Any:
+        from PySide6.QtCore import Qt
+
+        return Qt.TextInteractionFlag.TextSelectableByMouse
+
+    @staticmethod
+    def _double(low: float, high: float, step: float) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(low, high)
+        box.setSingleStep(step)
+        box.setDecimals(2)
+        return box
+
+    @staticmethod
+    def _with_button(field: QWidget, button: QWidget) -> QWidget:
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(field, 1)
+        row.addWidget(button)
+        return holder
+
+    # Data ---------------------------------------------------------------------------------
+
+    def load(self, s: Settings) -> None:
+        self.model_path.setText(s.model_path)
+        self.models_dir.setText(s.models_dir)
+        self.context_size.setValue(s.context_size)
+        self.threads.setValue(s.threads)
+        self.gpu_auto.setChecked(s.gpu_layers == "auto")
+        self.gpu_layers.setValue(s.gpu_layers if isinstance(s.gpu_layers, int) else -1)
+        self.gpu_layers.setEnabled(s.gpu_layers != "auto")
+        self.temperature.setValue(s.temperature)
+        self.top_p.setValue(s.top_p)
+        self.repeat_penalty.setValue(s.repeat_penalty)
+        self.max_tokens.setValue(s.max_tokens)
+        self.user_name.setText(s.user_name)
+        self.use_remote.setChecked(s.source == "remote")
+        self.base_url.setText(s.remote_base_url)
+        self.remote_model.setEditText(s.remote_model)
+        self.minimize_to_tray.setChecked(s.minimize_to_tray)
+
+    def settings(self) -> Settings:
+        """The form as validated settings; raises ``ValueError`` with a sentence on what to fix."""
+        from pydantic import ValidationError
+
+        from nexus_desktop.settings import Settings
+
+        values = self.core.settings.model_dump()
+        values.update(
+            source="remote" if self.use_remote.isChecked() else "local",
+            model_path=self.model_path.text().strip(),
+            models_dir=self.models_dir.text().strip(),
+            context_size=self.context_size.value(),
+            threads=self.threads.value(),
+            gpu_layers="auto" if self.gpu_auto.isChecked() else self.gpu_layers.value(),
+            temperature=self.temperature.value(),
+            top_p=self.top_p.value(),
+            repeat_penalty=self.repeat_penalty.value(),
+            max_tokens=self.max_tokens.value(),
+            user_name=self.user_name.text().strip(),
+            remote_base_url=self.base_url.text().strip(),
+            remote_model=self.remote_model.currentText().strip(),
+            minimize_to_tray=self.minimize_to_tray.isChecked(),
+        )
+        if not values["user_name"]:
+            raise ValueError("Your name can't be empty; type the name the characters should call you.")
+        if values["source"] == "remote" and not values["remote_model"]:
+            raise ValueError(
+                "Pick the server's model (Fetch models lists them) before using the remote server."
+            )
+        try:
+            return Settings.model_validate(values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = str(first["loc"][0]).replace("_", " ") if first.get("loc") else "a setting"
+            raise ValueError(
+                f"The {field} setting is not valid ({first['msg']}); correct it and save again."
+            ) from None
+
+    # Actions ------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        self.banners.clear()
+        try:
+            settings = self.settings()
+        except ValueError as error:
+            self.banners.show_banner("error", str(error))
+            return
+        key = self.api_key.text()
+        if not key:
+            self._finish(settings)
+            return
+        secrets = self.core.secrets
+        self.save_button.setEnabled(False)
+
+        def stored(_result: object) -> None:
+            self._finish(settings)
+
+        def failed(error: BaseException) -> None:
+            from nexus_desktop.secrets import KeyringUnavailableError
+
+            self.save_button.setEnabled(True)
+            if isinstance(error, KeyringUnavailableError):
+                self._offer_session_only(settings, key, str(error))
+            else:
+                self.banners.show_banner("error", describe_error(error))
+
+        QueryOp(parent=self, op=lambda: secrets.set(KEY_NAME, key), success=stored).failure(
+            failed
+        ).run_in_background()
+
+    def _offer_session_only(self, settings: Settings, key: str, reason: str) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Keep the key for this session only?",
+            f"{reason}\n\nKeep the API key in memory until NEXUS closes? It is never written to disk.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        self.session_prompt = box
+
+        def answered(result: int) -> None:
+            if result == QMessageBox.StandardButton.Yes:
+                self.core.secrets.set(KEY_NAME, key, session_only=True)  # memory only: no I/O
+                self._finish(settings)
+            else:
+                self.banners.show_banner(
+                    "error", "The API key was not saved. Unlock the system keyring and save again."
+                )
+
+        box.finished.connect(answered)
+        box.open()
+
+    def _finish(self, settings: Settings) -> None:
+        self.applied.emit(settings)
+        self.accept()
+
+    def fetch_models(self) -> None:
+        from nexus_desktop.llm.openai_compat import OpenAICompatSource
+
+        base_url, typed_key, secrets = self.base_url.text().strip(), self.api_key.text(), self.core.secrets
+
+        async def fetch() -> list[str]:
+            key = typed_key or await asyncio.to_thread(self._stored_key, secrets)
+            source = OpenAICompatSource(base_url, "", api_key=key)
+            try:
+                return await source.list_models()
+            finally:
+                await source.aclose()
+
+        def fetched(models: list[str]) -> None:
+            self.fetch_button.setEnabled(True)
+            current = self.remote_model.currentText()
+            self.remote_model.clear()
+            self.remote_model.addItems(models)
+            self.remote_model.setEditText(current if current in models or not models else models[0])
+            self.banners.clear()
+            self.banners.show_banner("info", f"The server offers {len(models)} model(s).")
+
+        def failed(error: BaseException) -> None:
+            self.fetch_button.setEnabled(True)
+            self.banners.show_banner("error", describe_error(error))
+
+        self.fetch_button.setEnabled(False)
+        QueryOp(parent=self, op=fetch, success=fetched).failure(failed).run_in_background()
+
+    @staticmethod
+    def _stored_key(secrets: Any) -> str | None:
+        try:
+            return secrets.get(KEY_NAME)
+        except Exception:
+            return None
+
+    def _probe_key(self) -> None:
+        secrets = self.core.secrets
+
+        def done(key: str | None) -> None:
+            if key:
+                session = secrets.is_session_only(KEY_NAME)
+                self.key_status.setText(
+                    "A key is kept for this session only."
+                    if session
+                    else "A key is saved in the system keyring."
+                )
+                self.api_key.setPlaceholderText("Leave empty to keep the saved key")
+
+        QueryOp(parent=self, op=lambda: self._stored_key(secrets), success=done).run_in_background()
+
+    def _probe_build(self) -> None:
+        from nexus_desktop.ui.build_info import describe_build
+
+        def done(result: tuple[str, str]) -> None:
+            short, hint = result
+            self.build_label.setText(f"Installed: {short}. {hint}")
+
+        QueryOp(parent=self, op=describe_build, success=done).failure(
+            lambda e: self.build_label.setText(
+                f"The llama.cpp build could not be checked: {describe_error(e)}"
+            )
+        ).run_in_background()
+
+    def _browse_model(self) -> None:
+        start = self.models_dir.text() or str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", start, GGUF_FILTER)
+        if path:
+            self.model_path.setText(path)
+
+    def _browse_models_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose the models folder", self.models_dir.text())
+        if path:
+            self.models_dir.setText(path)

@@ -1,0 +1,240 @@
+"""The left sidebar: brand, character search, the character list and the character actions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nexus_desktop.ui import icons
+from nexus_desktop.ui.theme import COLORS, logo_pixmap
+from nexus_desktop.ui.widgets import push_button, round_avatar
+
+if TYPE_CHECKING:
+    from nexus_desktop.db.tables import Character
+
+ROW_HEIGHT = 60
+AVATAR_SIZE = 40
+SNIPPET_ROLE = Qt.ItemDataRole.UserRole + 1
+SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+def snippet(character: Character) -> str:
+    card = character.card or {}
+    tags = [t for t in card.get("tags") or [] if isinstance(t, str)]
+    if tags:
+        return " · ".join(tags[:3])
+    text = " ".join(str(card.get("description") or card.get("personality") or "").split())
+    return text[:80]
+
+
+class CharacterDelegate(QStyledItemDelegate):
+    """Rows of avatar, name and a muted one-line description, with a rounded highlight."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(option.rect.width(), ROW_HEIGHT)
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = option.rect.adjusted(2, 2, -2, -2)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+        if selected or hovered:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(COLORS.accent_soft if selected else COLORS.surface))
+            painter.drawRoundedRect(rect, 10, 10)
+        if selected:
+            painter.setBrush(QColor(COLORS.accent))
+            painter.drawRoundedRect(QRect(rect.left(), rect.top() + 14, 3, rect.height() - 28), 1.5, 1.5)
+
+        avatar = index.data(Qt.ItemDataRole.DecorationRole)
+        top = rect.top() + (rect.height() - AVATAR_SIZE) // 2
+        if isinstance(avatar, QPixmap):
+            painter.drawPixmap(rect.left() + 10, top, avatar)
+
+        text_left = rect.left() + 10 + AVATAR_SIZE + 12
+        text_width = rect.right() - text_left - 8
+        name_font = QFont(option.font)
+        name_font.setWeight(QFont.Weight.DemiBold)
+        name_font.setPointSizeF(option.font.pointSizeF() + 0.5)
+        painter.setFont(name_font)
+        painter.setPen(QColor(COLORS.text if selected or hovered else COLORS.text_dim))
+        name = painter.fontMetrics().elidedText(
+            str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideRight, text_width
+        )
+        painter.drawText(QRect(text_left, rect.top() + 10, text_width, 20), Qt.AlignmentFlag.AlignLeft, name)
+
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
+        painter.setFont(small)
+        painter.setPen(QColor(COLORS.muted))
+        detail = painter.fontMetrics().elidedText(
+            str(index.data(SNIPPET_ROLE) or ""), Qt.TextElideMode.ElideRight, text_width
+        )
+        painter.drawText(
+            QRect(text_left, rect.top() + 31, text_width, 18), Qt.AlignmentFlag.AlignLeft, detail
+        )
+        painter.restore()
+
+
+class Sidebar(QFrame):
+    character_selected = Signal(int)
+    new_requested = Signal()
+    import_requested = Signal()
+    export_requested = Signal()
+    edit_requested = Signal()
+    delete_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Sidebar")
+        self.setFixedWidth(284)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 16, 14, 14)
+        layout.setSpacing(12)
+        layout.addLayout(self._brand())
+
+        self.search = QLineEdit()
+        self.search.setObjectName("Search")
+        self.search.setPlaceholderText("Search characters")
+        self.search.setClearButtonEnabled(True)
+        self.search.addAction(icons.icon("search", COLORS.muted), QLineEdit.ActionPosition.LeadingPosition)
+        self.search.textChanged.connect(self._filter)
+        layout.addWidget(self.search)
+
+        header = QHBoxLayout()
+        self.section_label = QLabel("CHARACTERS")
+        self.section_label.setObjectName("SectionLabel")
+        self.count_label = QLabel("")
+        self.count_label.setObjectName("SectionLabel")
+        header.addWidget(self.section_label)
+        header.addStretch(1)
+        header.addWidget(self.count_label)
+        layout.addLayout(header)
+
+        self.list = QListWidget()
+        self.list.setObjectName("CharacterList")
+        self.list.setItemDelegate(CharacterDelegate(self.list))
+        self.list.setMouseTracking(True)
+        self.list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.currentItemChanged.connect(self._current_changed)
+        self.list.itemDoubleClicked.connect(lambda _item: self.edit_requested.emit())
+        layout.addWidget(self.list, 1)
+
+        self.new_button = push_button("New character", role="primary", icon_name="plus")
+        self.new_button.clicked.connect(self.new_requested.emit)
+        layout.addWidget(self.new_button)
+        grid = QGridLayout()
+        grid.setSpacing(6)
+        self.import_button = push_button("Import", icon_name="import")
+        self.export_button = push_button("Export", icon_name="export")
+        self.edit_button = push_button("Edit", icon_name="edit")
+        self.delete_button = push_button("Delete", icon_name="trash")
+        for i, (button, signal, tip) in enumerate(
+            [
+                (self.import_button, self.import_requested, "Import a character card (PNG, JSON or CHARX)"),
+                (self.export_button, self.export_requested, "Export the selected character as PNG or JSON"),
+                (self.edit_button, self.edit_requested, "Edit the selected character"),
+                (self.delete_button, self.delete_requested, "Delete the selected character and its chats"),
+            ]
+        ):
+            button.setToolTip(tip)
+            button.clicked.connect(signal.emit)
+            grid.addWidget(button, i // 2, i % 2)
+        layout.addLayout(grid)
+        self._update_buttons()
+
+    def _brand(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.setSpacing(10)
+        logo = QLabel()
+        logo.setPixmap(logo_pixmap(34))
+        words = QVBoxLayout()
+        words.setSpacing(0)
+        title = QLabel("NEXUS")
+        title.setObjectName("Brand")
+        subtitle = QLabel("DESKTOP")
+        subtitle.setObjectName("BrandSub")
+        words.addWidget(title)
+        words.addWidget(subtitle)
+        row.addWidget(logo)
+        row.addLayout(words)
+        row.addStretch(1)
+        return row
+
+    # Data ---------------------------------------------------------------------------------
+
+    def set_characters(self, characters: list[Character], select_id: int | None = None) -> None:
+        keep = select_id if select_id is not None else self.current_id()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for character in characters:
+            item = QListWidgetItem(character.name)
+            item.setData(Qt.ItemDataRole.UserRole, character.id)
+            item.setData(
+                Qt.ItemDataRole.DecorationRole, round_avatar(character.avatar, character.name, AVATAR_SIZE)
+            )
+            item.setData(SNIPPET_ROLE, snippet(character))
+            tags = " ".join(str(t) for t in (character.card or {}).get("tags") or [])
+            item.setData(SEARCH_ROLE, f"{character.name} {tags}".lower())
+            item.setToolTip(character.name)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        self.count_label.setText(str(len(characters)))
+        self._filter(self.search.text())
+        if keep is not None:
+            self.select(keep, emit=False)
+        self._update_buttons()
+
+    def names(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def current_id(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def select(self, character_id: int, *, emit: bool = True) -> bool:
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == character_id:
+                self.list.blockSignals(not emit)
+                self.list.setCurrentItem(item)
+                self.list.blockSignals(False)
+                self._update_buttons()
+                return True
+        return False
+
+    def _current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        self._update_buttons()
+        if current is not None:
+            self.character_selected.emit(int(current.data(Qt.ItemDataRole.UserRole)))
+
+    def _filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            item.setHidden(bool(needle) and needle not in str(item.data(SEARCH_ROLE)))
+
+    def _update_buttons(self) -> None:
+        has = self.list.currentItem() is not None
+        for button in (self.export_button, self.edit_button, self.delete_button):
+            button.setEnabled(has)

@@ -1,0 +1,291 @@
+"""The look: one dark palette with a single violet accent, the stylesheet, fonts and the app icon.
+
+Every colour the widgets use comes from ``Colors`` so the app stays consistent; widgets pick
+their style through ``objectName`` / dynamic properties rather than inline stylesheets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QGuiApplication,
+    QIcon,
+    QLinearGradient,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+    QPixmap,
+)
+from PySide6.QtWidgets import QApplication
+
+
+@dataclass(frozen=True)
+class Colors:
+    window: str = "#0e1016"
+    sidebar: str = "#13151d"
+    surface: str = "#1a1d28"
+    surface_hover: str = "#222636"
+    surface_active: str = "#2a2f43"
+    border: str = "#262a3a"
+    border_strong: str = "#343a52"
+    text: str = "#e7e9f1"
+    text_dim: str = "#a4a9bd"
+    muted: str = "#6f7590"
+    accent: str = "#7c6cff"
+    accent_hover: str = "#9183ff"
+    accent_pressed: str = "#6858f0"
+    accent_soft: str = "#2b2656"
+    user_bubble: str = "#3a2f8f"
+    assistant_bubble: str = "#1b1e2a"
+    danger: str = "#f0566b"
+    danger_soft: str = "#3a1a24"
+    warning: str = "#f2b33d"
+    warning_soft: str = "#3a2e16"
+    success: str = "#3ddc97"
+    info_soft: str = "#1f2442"
+
+
+COLORS = Colors()
+
+FONT_FAMILIES = [
+    "Inter",
+    "Segoe UI",
+    "SF Pro Text",
+    "Helvetica Neue",
+    "Noto Sans",
+    "Cantarell",
+    "DejaVu Sans",
+]
+BASE_POINT_SIZE = 10
+
+_AVATAR_PALETTE = ["#7c6cff", "#ff6c9d", "#2fc4b2", "#f2a33d", "#4f9dff", "#b86cff", "#ff8a4c", "#4cd07d"]
+
+
+def avatar_colour(name: str) -> QColor:
+    """A stable colour per name, so a character without a picture is still recognisable."""
+    index = sum(ord(ch) for ch in name) % len(_AVATAR_PALETTE)
+    return QColor(_AVATAR_PALETTE[index])
+
+
+def stylesheet(c: Colors = COLORS) -> str:
+    return f"""
+* {{ outline: 0; }}
+QWidget {{ color: {c.text}; font-size: 10pt; }}
+QMainWindow, QDialog, #ChatPane {{ background: {c.window}; }}
+QToolTip {{ background: {c.surface_active}; color: {c.text}; border: 1px solid {c.border_strong};
+    border-radius: 6px; padding: 4px 8px; }}
+
+/* Sidebar */
+#Sidebar {{ background: {c.sidebar}; border-right: 1px solid {c.border}; }}
+#Brand {{ font-size: 13pt; font-weight: 700; letter-spacing: 1px; }}
+#BrandSub {{ color: {c.muted}; font-size: 8pt; letter-spacing: 2px; }}
+#SectionLabel {{ color: {c.muted}; font-size: 8pt; font-weight: 600; letter-spacing: 1px; }}
+#CharacterList {{ background: transparent; border: none; }}
+#CharacterList::item {{ border-radius: 10px; padding: 6px; margin: 1px 0; color: {c.text_dim}; }}
+#CharacterList::item:hover {{ background: {c.surface}; color: {c.text}; }}
+#CharacterList::item:selected {{ background: {c.accent_soft}; color: {c.text}; }}
+
+/* Top bar and status line */
+#TopBar {{ background: {c.window}; border-bottom: 1px solid {c.border}; }}
+#ChatTitle {{ font-size: 13pt; font-weight: 650; }}
+#ChatSubtitle {{ color: {c.muted}; font-size: 9pt; }}
+#StatusLine {{ background: {c.sidebar}; border-top: 1px solid {c.border}; }}
+#StatusLine QLabel {{ color: {c.muted}; font-size: 8.5pt; }}
+#StatusDot[state="ready"] {{ color: {c.success}; }}
+#StatusDot[state="loading"] {{ color: {c.warning}; }}
+#StatusDot[state="error"] {{ color: {c.danger}; }}
+#StatusDot[state="idle"] {{ color: {c.muted}; }}
+
+/* Inputs */
+QLineEdit, QPlainTextEdit, QTextEdit, QSpinBox, QDoubleSpinBox, QComboBox {{
+    background: {c.surface}; border: 1px solid {c.border}; border-radius: 8px;
+    padding: 6px 10px; selection-background-color: {c.accent}; selection-color: white; }}
+QLineEdit:focus, QPlainTextEdit:focus, QTextEdit:focus, QSpinBox:focus, QDoubleSpinBox:focus,
+QComboBox:focus {{ border: 1px solid {c.accent}; }}
+QLineEdit:disabled, QSpinBox:disabled, QComboBox:disabled {{ color: {c.muted}; }}
+QLineEdit#Search {{ background: {c.window}; border-radius: 10px; padding: 7px 10px; }}
+QComboBox::drop-down {{ border: none; width: 22px; }}
+QComboBox QAbstractItemView {{ background: {c.surface}; border: 1px solid {c.border_strong};
+    selection-background-color: {c.accent_soft}; padding: 4px; outline: 0; }}
+QSpinBox::up-button, QSpinBox::down-button, QDoubleSpinBox::up-button, QDoubleSpinBox::down-button {{
+    width: 0; border: none; }}
+
+/* Buttons */
+QPushButton, QToolButton {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 8px;
+    padding: 7px 14px; color: {c.text}; }}
+QPushButton:hover, QToolButton:hover {{ background: {c.surface_hover}; border-color: {c.border_strong}; }}
+QPushButton:pressed, QToolButton:pressed {{ background: {c.surface_active}; }}
+QPushButton:disabled, QToolButton:disabled {{ color: {c.muted}; background: {c.sidebar}; }}
+QPushButton[role="primary"] {{ background: {c.accent}; border: 1px solid {c.accent}; color: white;
+    font-weight: 600; }}
+QPushButton[role="primary"]:hover {{ background: {c.accent_hover}; border-color: {c.accent_hover}; }}
+QPushButton[role="primary"]:pressed {{ background: {c.accent_pressed}; }}
+QPushButton[role="primary"]:disabled {{ background: {c.accent_soft}; border-color: {c.accent_soft};
+    color: {c.text_dim}; }}
+QPushButton[role="danger"] {{ background: {c.danger_soft}; border-color: {c.danger}; color: {c.text}; }}
+QPushButton[role="danger"]:hover {{ background: {c.danger}; color: white; }}
+QPushButton[role="stop"] {{ background: {c.danger}; border: 1px solid {c.danger}; color: white;
+    font-weight: 600; }}
+QToolButton[role="ghost"], QPushButton[role="ghost"] {{ background: transparent; border: 1px solid transparent;
+    color: {c.muted}; padding: 3px 6px; border-radius: 6px; }}
+QToolButton[role="ghost"]:hover, QPushButton[role="ghost"]:hover {{ background: {c.surface_hover};
+    color: {c.text}; }}
+QToolButton[role="ghost"]:disabled {{ background: transparent; color: {c.border_strong}; }}
+QToolButton[role="icon"] {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 10px;
+    padding: 6px; }}
+QToolButton[role="icon"]:hover {{ background: {c.surface_hover}; border-color: {c.border_strong}; }}
+
+/* Chat */
+#MessageScroll, #MessageScroll > QWidget > QWidget {{ background: {c.window}; border: none; }}
+#Bubble[role="assistant"] {{ background: {c.assistant_bubble}; border: 1px solid {c.border};
+    border-radius: 16px; border-top-left-radius: 4px; }}
+#Bubble[role="user"] {{ background: {c.user_bubble}; border: 1px solid {c.user_bubble};
+    border-radius: 16px; border-top-right-radius: 4px; }}
+#Bubble QLabel {{ background: transparent; border: none; font-size: 10.5pt; }}
+#SenderName {{ font-weight: 650; color: {c.text}; }}
+#MessageMeta {{ color: {c.muted}; font-size: 8.5pt; }}
+#SwipeCounter {{ color: {c.text_dim}; font-size: 8.5pt; }}
+#DeleteConfirm {{ color: {c.danger}; font-size: 9pt; }}
+#Composer {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 14px; }}
+#Composer[focused="true"] {{ border: 1px solid {c.accent}; }}
+#ComposerInput {{ background: transparent; border: none; padding: 4px 2px; font-size: 10.5pt; }}
+#InlineHint {{ color: {c.warning}; font-size: 9pt; }}
+#EmptyState {{ color: {c.muted}; font-size: 11pt; }}
+
+/* Banners */
+#Banner {{ border-radius: 10px; }}
+#Banner[kind="error"] {{ background: {c.danger_soft}; border: 1px solid {c.danger}; }}
+#Banner[kind="warning"] {{ background: {c.warning_soft}; border: 1px solid {c.warning}; }}
+#Banner[kind="info"] {{ background: {c.info_soft}; border: 1px solid {c.accent}; }}
+#Banner QLabel {{ background: transparent; border: none; }}
+
+/* Dialogs */
+QTabWidget::pane {{ border: 1px solid {c.border}; border-radius: 10px; top: -1px; background: {c.window}; }}
+QTabBar::tab {{ background: transparent; color: {c.muted}; padding: 8px 14px; border: none;
+    border-bottom: 2px solid transparent; }}
+QTabBar::tab:selected {{ color: {c.text}; border-bottom: 2px solid {c.accent}; }}
+QTabBar::tab:hover {{ color: {c.text}; }}
+QGroupBox {{ border: 1px solid {c.border}; border-radius: 10px; margin-top: 14px; padding: 12px 10px 10px 10px; }}
+QGroupBox::title {{ subcontrol-origin: margin; left: 12px; padding: 0 4px; color: {c.text_dim}; }}
+QLabel#FieldHelp {{ color: {c.muted}; font-size: 8.5pt; }}
+QLabel#DialogTitle {{ font-size: 14pt; font-weight: 650; }}
+QListWidget {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 8px; padding: 4px; }}
+QListWidget::item {{ padding: 6px; border-radius: 6px; }}
+QListWidget::item:selected {{ background: {c.accent_soft}; color: {c.text}; }}
+QTableWidget {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 8px;
+    gridline-color: {c.border}; selection-background-color: {c.accent_soft}; }}
+QHeaderView::section {{ background: {c.sidebar}; color: {c.text_dim}; border: none;
+    border-bottom: 1px solid {c.border}; padding: 6px; }}
+QCheckBox::indicator {{ width: 16px; height: 16px; border-radius: 4px; border: 1px solid {c.border_strong};
+    background: {c.surface}; }}
+QCheckBox::indicator:checked {{ background: {c.accent}; border-color: {c.accent}; }}
+QMenu {{ background: {c.surface}; border: 1px solid {c.border_strong}; border-radius: 8px; padding: 4px; }}
+QMenu::item {{ padding: 6px 18px; border-radius: 6px; }}
+QMenu::item:selected {{ background: {c.accent_soft}; }}
+
+/* Scroll bars: thin, rounded, no arrows */
+QScrollBar:vertical {{ background: transparent; width: 10px; margin: 2px; }}
+QScrollBar::handle:vertical {{ background: {c.border_strong}; border-radius: 3px; min-height: 32px; }}
+QScrollBar::handle:vertical:hover {{ background: {c.muted}; }}
+QScrollBar:horizontal {{ background: transparent; height: 10px; margin: 2px; }}
+QScrollBar::handle:horizontal {{ background: {c.border_strong}; border-radius: 3px; min-width: 32px; }}
+QScrollBar::add-line, QScrollBar::sub-line {{ width: 0; height: 0; }}
+QScrollBar::add-page, QScrollBar::sub-page {{ background: transparent; }}
+QSplitter::handle {{ background: {c.border}; }}
+"""
+
+
+def palette(c: Colors = COLORS) -> QPalette:
+    p = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: c.window,
+        QPalette.ColorRole.WindowText: c.text,
+        QPalette.ColorRole.Base: c.surface,
+        QPalette.ColorRole.AlternateBase: c.sidebar,
+        QPalette.ColorRole.Text: c.text,
+        QPalette.ColorRole.Button: c.surface,
+        QPalette.ColorRole.ButtonText: c.text,
+        QPalette.ColorRole.Highlight: c.accent,
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: c.surface_active,
+        QPalette.ColorRole.ToolTipText: c.text,
+        QPalette.ColorRole.PlaceholderText: c.muted,
+        QPalette.ColorRole.Link: c.accent_hover,
+        QPalette.ColorRole.BrightText: "#ffffff",
+    }
+    for role, colour in roles.items():
+        p.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(c.muted))
+    return p
+
+
+def apply_theme(app: QApplication) -> None:
+    # Fusion draws every control from the palette, so no platform grey leaks through.
+    app.setStyle("Fusion")
+    app.setPalette(palette())
+    font = QFont()
+    font.setFamilies(FONT_FAMILIES)
+    font.setPointSize(BASE_POINT_SIZE)
+    font.setHintingPreference(QFont.HintingPreference.PreferNoHinting)
+    app.setFont(font)
+    app.setStyleSheet(stylesheet())
+    app.setWindowIcon(app_icon())
+
+
+def draw_logo(painter: QPainter, size: float) -> None:
+    """The NEXUS mark: a rounded violet tile with a bold "N" made of two linked nodes."""
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    tile = QRectF(0, 0, size, size).adjusted(size * 0.04, size * 0.04, -size * 0.04, -size * 0.04)
+    gradient = QLinearGradient(tile.topLeft(), tile.bottomRight())
+    gradient.setColorAt(0.0, QColor("#9b7bff"))
+    gradient.setColorAt(1.0, QColor("#4f6dff"))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(gradient)
+    painter.drawRoundedRect(tile, size * 0.24, size * 0.24)
+
+    left, right = size * 0.31, size * 0.69
+    top, bottom = size * 0.28, size * 0.72
+    path = QPainterPath(QPointF(left, bottom))
+    path.lineTo(left, top)
+    path.lineTo(right, bottom)
+    path.lineTo(right, top)
+    pen = QPen(QColor("#ffffff"), size * 0.1)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    painter.setPen(pen)
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.drawPath(path)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor("#ffffff"))
+    radius = size * 0.075
+    for x, y in ((left, top), (right, bottom)):
+        painter.drawEllipse(QPointF(x, y), radius * 1.25, radius * 1.25)
+
+
+def logo_pixmap(size: int) -> QPixmap:
+    ratio = QGuiApplication.primaryScreen().devicePixelRatio() if QGuiApplication.primaryScreen() else 1.0
+    pixmap = QPixmap(int(size * ratio), int(size * ratio))
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    draw_logo(painter, size * ratio)
+    painter.end()
+    pixmap.setDevicePixelRatio(ratio)
+    return pixmap
+
+
+def app_icon() -> QIcon:
+    icon = QIcon()
+    for size in (16, 24, 32, 48, 64, 128, 256):
+        pixmap = QPixmap(size, size)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        draw_logo(painter, size)
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon

@@ -1,0 +1,190 @@
+"""The chat in the real window: streaming replies, Stop, Regenerate and swipes, edit, delete, hints."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+
+from nexus_desktop.db.store import Store
+from tests.ui_support import (  # noqa: F401  (fixtures)
+    LONG,
+    core,
+    data_dir,
+    needs_model,
+    qt_loop,
+    run,
+    type_and_send,
+    wait_model_ready,
+    wait_reply_done,
+    window,
+)
+
+STATS = re.compile(r"\d+\.\d tok/s · \d+ / \d+ ctx")
+
+
+def reopen(core: Any) -> Store:
+    """A second connection to the same database file, as a restarted app would open it."""
+    return Store(core.store.path)
+
+
+@pytest.mark.model
+@needs_model
+def test_sending_a_message_streams_a_reply_with_its_stats(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    before = len(chat.widgets)
+    wait_model_ready(qtbot, window)
+
+    type_and_send(qtbot, window, "Hello! Tell me about your ship.")
+
+    qtbot.waitUntil(lambda: len(chat.widgets) == before + 2, timeout=LONG)
+    assert chat.widgets[before].role == "user"
+    assert chat.widgets[before].text == "Hello! Tell me about your ship."
+    assert chat.composer.text == ""  # the text moved into the chat once it was saved
+    assert chat.composer.send_button.text() == "Stop"
+    wait_reply_done(qtbot, window)
+
+    reply = chat.widgets[-1]
+    assert reply.role == "assistant" and reply.text.strip()
+    assert chat.flushes >= 1
+    assert STATS.search(reply.stats_label.text()), reply.stats_label.text()
+    assert reply.stats_label.isVisible()
+    assert chat.composer.send_button.text() == "Send"
+    stored = reopen(core).list_messages(chat.chat_id)
+    assert [m.role for m in stored[-2:]] == ["user", "assistant"]
+    assert stored[-1].content == reply.message.content
+
+
+@pytest.mark.model
+@needs_model
+def test_stop_ends_the_reply_early_and_keeps_what_was_written(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    core.settings = core.settings.model_copy(update={"max_tokens": 2000})
+    wait_model_ready(qtbot, window)
+
+    type_and_send(qtbot, window, "Write a very long story about a space battle, with many chapters.")
+    qtbot.waitUntil(lambda: chat.flushes > 0, timeout=LONG)
+    qtbot.mouseClick(chat.composer.send_button, Qt.MouseButton.LeftButton)  # it reads "Stop" now
+    wait_reply_done(qtbot, window)
+
+    reply = chat.widgets[-1]
+    assert reply.role == "assistant"
+    assert reply.message.stats is not None and reply.message.stats["finish_reason"] == "cancelled"
+    assert reply.message.stats["completion_tokens"] < 2000
+    assert "stopped" in reply.stats_label.text()
+    assert chat.composer.send_button.text() == "Send"
+    assert reopen(core).list_messages(chat.chat_id)[-1].content == reply.message.content
+
+
+@pytest.mark.model
+@needs_model
+def test_regenerate_adds_a_swipe_that_the_arrows_browse(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    wait_model_ready(qtbot, window)
+    type_and_send(qtbot, window, "Give me a nickname.")
+    wait_reply_done(qtbot, window)
+    reply = chat.widgets[-1]
+    first_text = reply.message.content
+    assert reply.swipe_counter.text() == "1/1" and reply.swipe_right.isEnabled()
+
+    qtbot.mouseClick(chat.composer.regenerate_button, Qt.MouseButton.LeftButton)
+    wait_reply_done(qtbot, window)
+
+    assert chat.widgets[-1] is reply
+    assert len(reply.message.swipes) == 2
+    assert reply.swipe_counter.text() == "2/2"
+    assert reply.message.swipes[0] == first_text
+
+    qtbot.mouseClick(reply.swipe_left, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: reply.swipe_counter.text() == "1/2", timeout=LONG)
+    assert reply.message.content == first_text
+    assert not reply.swipe_left.isEnabled()
+    assert reopen(core).get_message(reply.message_id).swipe_index == 0
+
+    qtbot.mouseClick(reply.swipe_right, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: reply.swipe_counter.text() == "2/2", timeout=LONG)
+
+    # Past the last alternative, the right arrow writes a third one.
+    qtbot.mouseClick(reply.swipe_right, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: chat.busy, timeout=LONG)
+    wait_reply_done(qtbot, window)
+    assert reply.swipe_counter.text() == "3/3"
+    assert len(reopen(core).get_message(reply.message_id).swipes) == 3
+
+
+def test_editing_a_message_inline_is_saved(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    greeting = chat.widgets[0]
+    qtbot.mouseClick(greeting.edit_button, Qt.MouseButton.LeftButton)
+    assert greeting.editing
+    greeting.editor.setPlainText("*waves* Edited hello, {{user}}!")
+    qtbot.mouseClick(greeting.edit_save_button, Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(lambda: greeting.message.content == "*waves* Edited hello, {{user}}!", timeout=LONG)
+    assert not greeting.editing
+    assert greeting.text == "*waves* Edited hello, Tester!"  # macros are shown filled in
+    assert reopen(core).get_message(greeting.message_id).content == "*waves* Edited hello, {{user}}!"
+
+
+def test_cancelling_an_edit_changes_nothing(qtbot: Any, window: Any, core: Any) -> None:
+    greeting = window.chat_view.widgets[0]
+    original = greeting.message.content
+    qtbot.mouseClick(greeting.edit_button, Qt.MouseButton.LeftButton)
+    greeting.editor.setPlainText("not this")
+    qtbot.mouseClick(greeting.edit_cancel_button, Qt.MouseButton.LeftButton)
+    assert not greeting.editing
+    assert reopen(core).get_message(greeting.message_id).content == original
+
+
+def test_deleting_a_message_asks_first_and_is_saved(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    greeting = chat.widgets[0]
+    message_id = greeting.message_id
+    qtbot.mouseClick(greeting.delete_button, Qt.MouseButton.LeftButton)
+    assert greeting.delete_row.isVisible()
+
+    qtbot.mouseClick(greeting.delete_no_button, Qt.MouseButton.LeftButton)
+    assert not greeting.delete_row.isVisible() and greeting in chat.widgets
+
+    qtbot.mouseClick(greeting.delete_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(greeting.delete_yes_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: greeting not in chat.widgets, timeout=LONG)
+    assert all(m.id != message_id for m in reopen(core).list_messages(chat.chat_id))
+
+
+def test_an_empty_message_shows_a_hint_and_sends_nothing(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    count = len(chat.widgets)
+    chat.composer.input.setFocus()
+    qtbot.keyClicks(chat.composer.input, "   ")
+    qtbot.keyClick(chat.composer.input, Qt.Key.Key_Return)
+
+    assert chat.composer.hint.isVisible()
+    assert "Type a message" in chat.composer.hint.text()
+    assert not chat.busy
+    assert len(chat.widgets) == count
+    assert len(reopen(core).list_messages(chat.chat_id)) == count
+
+    qtbot.keyClicks(chat.composer.input, "x")
+    assert not chat.composer.hint.isVisible()  # typing clears the hint
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(qtbot: Any, window: Any) -> None:
+    chat = window.chat_view
+    chat.composer.input.setFocus()
+    qtbot.keyClicks(chat.composer.input, "line one")
+    qtbot.keyClick(chat.composer.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(chat.composer.input, "line two")
+    assert chat.composer.text == "line one\nline two"
+    assert not chat.busy
+
+
+def test_new_chat_starts_again_from_the_greeting(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    first_chat = chat.chat_id
+    qtbot.mouseClick(window.top_bar.new_chat_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: chat.chat_id != first_chat, timeout=LONG)
+    assert [w.role for w in chat.widgets] == ["assistant"]
+    assert len(reopen(core).list_chats(chat.character.id)) == 2

@@ -1,0 +1,139 @@
+"""Settings in the real window: applied without restart, bad models reported, API keys kept safe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from keyring.backends import fail
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from nexus_desktop.chat.sources import REMOTE_KEY_NAME
+from nexus_desktop.db.store import Store
+from nexus_desktop.secrets import SecretStore
+from nexus_desktop.ui import settings_dialog
+from nexus_desktop.ui.settings_dialog import SettingsDialog
+from tests.ui_support import (  # noqa: F401  (fixtures)
+    LONG,
+    banner_texts,
+    core,
+    data_dir,
+    needs_model,
+    qt_loop,
+    type_and_send,
+    wait_model_ready,
+    wait_reply_done,
+    window,
+)
+
+
+def save(qtbot: Any, dialog: SettingsDialog) -> None:
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+
+
+def test_the_dialog_uses_the_key_name_the_model_sources_read() -> None:
+    assert settings_dialog.KEY_NAME == REMOTE_KEY_NAME
+
+
+def test_saved_settings_apply_at_once_and_persist(qtbot: Any, window: Any, core: Any) -> None:
+    dialog = window.open_settings("generation")
+    assert dialog.tabs.currentIndex() == 1
+    dialog.user_name.setText("Captain")
+    dialog.max_tokens.setValue(77)
+    dialog.temperature.setValue(0.3)
+    save(qtbot, dialog)
+
+    qtbot.waitUntil(lambda: core.settings.user_name == "Captain", timeout=LONG)
+    assert not dialog.isVisible()
+    assert core.settings.max_tokens == 77 and core.settings.temperature == pytest.approx(0.3)
+    assert Store(core.store.path).load_settings().user_name == "Captain"
+
+
+def test_invalid_settings_are_explained_and_not_saved(qtbot: Any, window: Any, core: Any) -> None:
+    dialog = window.open_settings("generation")
+    dialog.user_name.setText("   ")
+    save(qtbot, dialog)
+
+    assert dialog.isVisible()
+    assert any("name" in text for text in banner_texts(dialog.banners, "error"))
+    assert core.settings.user_name == "Tester"
+    dialog.reject()
+
+
+@pytest.mark.model
+@needs_model
+def test_a_broken_model_file_shows_an_error_banner_and_the_app_keeps_working(
+    qtbot: Any, window: Any, core: Any, tmp_path: Path
+) -> None:
+    wait_model_ready(qtbot, window)
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00\xff" * 64)
+
+    dialog = window.open_settings("model")
+    dialog.model_path.setText(str(broken))
+    save(qtbot, dialog)
+
+    chat = window.chat_view
+    qtbot.waitUntil(lambda: bool(banner_texts(chat.banners, "error")), timeout=LONG)
+    (message,) = banner_texts(chat.banners, "error")
+    assert "broken.gguf" in message or "GGUF" in message, message
+    assert window.status_line.state == "error"
+    banner = chat.banners.banners()[0]
+    assert banner.action_button is not None and banner.action_button.text() == "Model settings"
+
+    # Sending now fails clearly and keeps the typed text.
+    type_and_send(qtbot, window, "Are you there?")
+    wait_reply_done(qtbot, window)
+    assert chat.composer.text == "Are you there?"
+    assert banner_texts(chat.banners, "error")
+
+    # Back to the good model: the same window chats again.
+    banner = chat.banners.banners()[-1]
+    assert banner.action_button is not None
+    banner.action_button.click()
+    dialog = window.findChildren(SettingsDialog)[-1]
+    dialog.model_path.clear()
+    save(qtbot, dialog)
+    wait_model_ready(qtbot, window)
+    chat.composer.clear()
+    type_and_send(qtbot, window, "Hello again!")
+    wait_reply_done(qtbot, window)
+    assert chat.widgets[-1].role == "assistant" and chat.widgets[-1].text.strip()
+
+
+def test_an_api_key_without_a_keyring_can_be_kept_for_this_session_only(
+    qtbot: Any, window: Any, core: Any, data_dir: Path
+) -> None:
+    core.secrets = SecretStore(backend=fail.Keyring())  # a machine with no keyring at all
+    secret = "sk-test-do-not-store-0123456789"
+    dialog = window.open_settings("remote")
+    dialog.api_key.setText(secret)
+    save(qtbot, dialog)
+
+    qtbot.waitUntil(lambda: getattr(dialog, "session_prompt", None) is not None, timeout=LONG)
+    box = dialog.session_prompt
+    assert box.isVisible() and "keyring" in box.text().lower()
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(lambda: core.secrets.is_session_only(REMOTE_KEY_NAME), timeout=LONG)
+    assert core.secrets.get(REMOTE_KEY_NAME) == secret
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=LONG)
+    for file in data_dir.rglob("*"):
+        if file.is_file():
+            assert secret.encode() not in file.read_bytes(), file
+
+
+def test_refusing_session_only_keeps_the_key_nowhere(qtbot: Any, window: Any, core: Any) -> None:
+    core.secrets = SecretStore(backend=fail.Keyring())
+    dialog = window.open_settings("remote")
+    dialog.api_key.setText("sk-test-refused-0123456789")
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: getattr(dialog, "session_prompt", None) is not None, timeout=LONG)
+    qtbot.mouseClick(dialog.session_prompt.button(QMessageBox.StandardButton.No), Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(lambda: bool(banner_texts(dialog.banners, "error")), timeout=LONG)
+    assert dialog.isVisible()
+    assert not core.secrets.is_session_only(REMOTE_KEY_NAME)
+    dialog.reject()
