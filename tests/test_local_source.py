@@ -7,6 +7,7 @@ for an observable event (a token) instead.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -504,3 +505,40 @@ def test_no_nvidia_smi_means_no_nvidia_gpus(tmp_path: Path, monkeypatch: pytest.
         assert nvidia_gpus() == ()
     finally:
         nvidia_gpus.cache_clear()
+
+
+LABELS = ["chat", "roll_dice", "remember_note"]
+
+
+def test_grammar_constrained_reply_is_one_of_the_allowed_labels(smollm2_path: Path) -> None:
+    grammar = "root ::= " + " | ".join(f'"{label}"' for label in LABELS)
+    request = ChatInput(
+        messages=(ChatMessage("user", "Roll two dice for me. Answer with a label."),),
+        sampling=GREEDY,
+        grammar=grammar,
+    )
+
+    async def body(source: LocalLlamaSource) -> ChatOutput:
+        return await source(request, RunContext())
+
+    output = with_source(smollm2_path, body)
+    assert output.text in LABELS
+
+
+def test_json_schema_constrained_reply_parses_and_matches_the_schema(smollm2_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"tool": {"enum": LABELS}, "sides": {"type": "integer"}},
+        "required": ["tool", "sides"],
+    }
+    request = ChatInput(
+        messages=(ChatMessage("user", "Roll a 20-sided die. Reply in JSON."),),
+        sampling=GREEDY,
+        json_schema=schema,
+    )
+
+    async def body(source: LocalLlamaSource) -> ChatOutput:
+        return await source(request, RunContext())
+
+    reply = json.loads(with_source(smollm2_path, body).text)
+    assert reply["tool"] in LABELS and isinstance(reply["sides"], int)

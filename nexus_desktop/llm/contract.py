@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "cancelled"]
@@ -38,6 +38,11 @@ class SamplingSettings:
 class ChatInput:
     messages: tuple[ChatMessage, ...]
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    # Constrained output, for tool calls and classifiers: the reply must match one of these.
+    json_schema: dict[str, Any] | None = None
+    """The reply is a JSON value valid against this schema."""
+    grammar: str | None = None
+    """The reply matches this GBNF grammar (llama.cpp's grammar format)."""
 
 
 class CancelToken:

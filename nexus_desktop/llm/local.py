@@ -410,6 +410,8 @@ class LocalLlamaSource(StreamingSource):
                         "seed": sampling.seed,
                         "stop": list(sampling.stop),
                     },
+                    json_schema=request.json_schema,
+                    grammar=request.grammar,
                 )
                 cancel_sent = False
                 while True:

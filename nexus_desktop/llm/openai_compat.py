@@ -174,6 +174,13 @@ class OpenAICompatSource(StreamingSource):
             body["seed"] = sampling.seed
         if sampling.stop:
             body["stop"] = list(sampling.stop)
+        if request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "reply", "schema": request.json_schema, "strict": True},
+            }
+        if request.grammar is not None:
+            body["grammar"] = request.grammar  # llama.cpp server and vLLM; others ignore it
         return body
 
     async def _stream_once(

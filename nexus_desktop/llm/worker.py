@@ -239,6 +239,17 @@ class Worker:
             chat_format=llm.chat_format,
         )
 
+    @staticmethod
+    def _constraint(command: dict[str, Any]) -> dict[str, Any]:
+        """llama.cpp arguments that force the reply into a JSON schema or a GBNF grammar."""
+        if command.get("grammar"):
+            from llama_cpp import LlamaGrammar
+
+            return {"grammar": LlamaGrammar.from_string(command["grammar"], verbose=False)}
+        if command.get("json_schema"):
+            return {"response_format": {"type": "json_object", "schema": command["json_schema"]}}
+        return {}
+
     def generate(self, command: dict[str, Any]) -> None:
         request_id = str(command["id"])
         sampling = command.get("sampling") or {}
@@ -252,6 +263,7 @@ class Worker:
         llm.counts = [0, 0]
         stream: Any = None
         try:
+            constraint = self._constraint(command)
             stream = llm.create_chat_completion(
                 messages=list(command["messages"]),
                 stream=True,
@@ -261,6 +273,7 @@ class Worker:
                 max_tokens=int(sampling.get("max_tokens", 512)),
                 seed=sampling.get("seed"),
                 stop=list(sampling.get("stop") or []),
+                **constraint,
             )
             for chunk in stream:
                 choice = chunk["choices"][0]

@@ -298,9 +298,9 @@ class MainWindow(QMainWindow):
 
     # Model ---------------------------------------------------------------------------------
 
-    def _model_label(self) -> str:
+    def _model_label(self, settings: Settings | None = None) -> str:
         assert self.core is not None
-        settings = self.core.settings
+        settings = settings or self.core.settings
         if settings.source == "remote":
             return f"remote: {settings.remote_model or 'server'}"
         return Path(settings.model_path).name if settings.model_path else "the bundled SmolLM2 model"
@@ -410,6 +410,10 @@ class MainWindow(QMainWindow):
             changed_model = source_key(settings) != source_key(core.settings)
         except Exception:
             changed_model = True
+
+        if changed_model:
+            self._model_dirty = True
+            self._set_model_state("loading", f"Loading {self._model_label(settings)}…")
 
         async def apply() -> None:
             if changed_model:
