@@ -61,7 +61,16 @@ if [[ ! -x "$PY" ]]; then
   "$PYTHON" -m venv "$VENV"
   "$PY" -m pip install -q --upgrade pip wheel
 fi
-pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
+SETUP_LOG="$VENV/setup.log"
+# pip and the llama.cpp build are chatty: keep their output in a log, and show it only on failure.
+quietly() {
+  if ! "$@" >>"$SETUP_LOG" 2>&1; then
+    tail -n 40 "$SETUP_LOG" >&2
+    echo "Set-up failed while running: $* (full log: $SETUP_LOG)" >&2
+    exit 1
+  fi
+}
+pip_install() { quietly "$PY" -m pip install --disable-pip-version-check "$@"; }
 
 # 3. llama-cpp-python, built once per machine and kept as a wheel ------------------------------
 if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cpp-python') != '$LLAMA_VERSION')" 2>/dev/null; then
@@ -75,7 +84,7 @@ if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cp
   if ! ls "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
     say "Building llama.cpp ($flavour) — about 10 minutes on 2 cores, once per machine"
     mkdir -p "$cache"
-    "$PY" -m pip wheel -q --no-deps -w "$cache" "llama-cpp-python==$LLAMA_VERSION"
+    quietly "$PY" -m pip wheel --no-deps -w "$cache" "llama-cpp-python==$LLAMA_VERSION"
   fi
   pip_install "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
 fi

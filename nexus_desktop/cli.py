@@ -54,6 +54,10 @@ def _build_parser() -> argparse.ArgumentParser:
     model_commands.add_parser("list", help="list GGUF models: the bundled one and the models folder")
 
     commands.add_parser("doctor", help="report what NEXUS finds on this machine")
+
+    from nexus_desktop import cli_train
+
+    cli_train.add_subcommands(commands)
     return parser
 
 
@@ -66,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _characters(args)
         if args.command == "models":
             return _models_list()
+        from nexus_desktop import cli_train
+
+        if args.command in cli_train.COMMANDS:
+            return cli_train.run(args)
         if args.command == "doctor":
             from nexus_desktop.doctor import doctor_report
 

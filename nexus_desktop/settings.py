@@ -34,6 +34,9 @@ class Settings(BaseModel):
 
     user_name: str = Field(default="You", min_length=1, max_length=64)
 
+    # The trainer's Python (a venv with torch, and Unsloth on CUDA); empty means .venv-train.
+    trainer_python: str = ""
+
     # Window behaviour.
     minimize_to_tray: bool = False
     last_character_id: int | None = None

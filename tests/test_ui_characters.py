@@ -10,14 +10,11 @@ from PySide6.QtWidgets import QMessageBox
 
 from nexus_desktop.db.store import Store
 from nexus_desktop.ui.character_editor import CharacterEditor
-from tests.ui_support import (  # noqa: F401  (fixtures)
-    LONG,
-    banner_texts,
-    core,
-    data_dir,
-    qt_loop,
-    window,
-)
+from tests import ui_support
+from tests.ui_support import LONG, banner_texts
+
+# Fixtures shared by the UI tests (the real window on a temporary data dir).
+core, data_dir, qt_loop, window = ui_support.core, ui_support.data_dir, ui_support.qt_loop, ui_support.window
 
 CARDS = Path(__file__).parent / "fixtures" / "cards"
 
@@ -153,7 +150,11 @@ def test_deleting_a_character_asks_first_then_removes_it_and_its_chats(
 def test_search_filters_the_character_list(qtbot: Any, window: Any) -> None:
     sidebar = window.sidebar
     qtbot.keyClicks(sidebar.search, "noir")  # a tag of Wren's
-    visible = [sidebar.list.item(i).text() for i in range(sidebar.list.count()) if not sidebar.list.item(i).isHidden()]
+    visible = [
+        sidebar.list.item(i).text()
+        for i in range(sidebar.list.count())
+        if not sidebar.list.item(i).isHidden()
+    ]
     assert visible == ["Wren Calloway"]
     sidebar.search.clear()
     assert all(not sidebar.list.item(i).isHidden() for i in range(sidebar.list.count()))

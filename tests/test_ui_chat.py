@@ -9,18 +9,11 @@ import pytest
 from PySide6.QtCore import Qt
 
 from nexus_desktop.db.store import Store
-from tests.ui_support import (  # noqa: F401  (fixtures)
-    LONG,
-    core,
-    data_dir,
-    needs_model,
-    qt_loop,
-    run,
-    type_and_send,
-    wait_model_ready,
-    wait_reply_done,
-    window,
-)
+from tests import ui_support
+from tests.ui_support import LONG, needs_model, run, type_and_send, wait_model_ready, wait_reply_done
+
+# Fixtures shared by the UI tests (the real window on a temporary data dir).
+core, data_dir, qt_loop, window = ui_support.core, ui_support.data_dir, ui_support.qt_loop, ui_support.window
 
 STATS = re.compile(r"\d+\.\d tok/s · \d+ / \d+ ctx")
 
@@ -188,3 +181,24 @@ def test_new_chat_starts_again_from_the_greeting(qtbot: Any, window: Any, core: 
     qtbot.waitUntil(lambda: chat.chat_id != first_chat, timeout=LONG)
     assert [w.role for w in chat.widgets] == ["assistant"]
     assert len(reopen(core).list_chats(chat.character.id)) == 2
+
+
+def test_a_long_chat_opens_with_the_newest_messages_and_pages_back(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    chat = window.chat_view
+    for i in range(130):
+        core.store.add_message(chat.chat_id, "user" if i % 2 else "assistant", f"message {i}")
+    run(qtbot, chat.open_character(chat.character))
+
+    assert len(chat.widgets) == 60
+    assert chat.widgets[-1].text == "message 129"
+    assert chat.earlier_button.isVisible() and "60 earlier" in chat.earlier_button.text()
+
+    qtbot.mouseClick(chat.earlier_button, Qt.MouseButton.LeftButton)
+    assert len(chat.widgets) == 120
+    assert chat.widgets[0].text == "message 10"
+    qtbot.mouseClick(chat.earlier_button, Qt.MouseButton.LeftButton)
+    assert len(chat.widgets) == 131  # the greeting and all 130
+    assert not chat.earlier_button.isVisible()
+    assert [w.message.position for w in chat.widgets] == sorted(w.message.position for w in chat.widgets)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import keyring
 import pytest
 from keyring.backends import fail
 from PySide6.QtCore import Qt
@@ -12,21 +14,22 @@ from PySide6.QtWidgets import QMessageBox
 
 from nexus_desktop.chat.sources import REMOTE_KEY_NAME
 from nexus_desktop.db.store import Store
-from nexus_desktop.secrets import SecretStore
 from nexus_desktop.ui import settings_dialog
 from nexus_desktop.ui.settings_dialog import SettingsDialog
-from tests.ui_support import (  # noqa: F401  (fixtures)
-    LONG,
-    banner_texts,
-    core,
-    data_dir,
-    needs_model,
-    qt_loop,
-    type_and_send,
-    wait_model_ready,
-    wait_reply_done,
-    window,
-)
+from tests import ui_support
+from tests.ui_support import LONG, banner_texts, needs_model, type_and_send, wait_model_ready, wait_reply_done
+
+# Fixtures shared by the UI tests (the real window on a temporary data dir).
+core, data_dir, qt_loop, window = ui_support.core, ui_support.data_dir, ui_support.qt_loop, ui_support.window
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    """A machine without any keyring: keyring's own 'fail' backend, for this test only."""
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield
+    keyring.set_keyring(previous)
 
 
 def save(qtbot: Any, dialog: SettingsDialog) -> None:
@@ -103,10 +106,10 @@ def test_a_broken_model_file_shows_an_error_banner_and_the_app_keeps_working(
     assert chat.widgets[-1].role == "assistant" and chat.widgets[-1].text.strip()
 
 
+@pytest.mark.usefixtures("no_keyring")
 def test_an_api_key_without_a_keyring_can_be_kept_for_this_session_only(
     qtbot: Any, window: Any, core: Any, data_dir: Path
 ) -> None:
-    core.secrets = SecretStore(backend=fail.Keyring())  # a machine with no keyring at all
     secret = "sk-test-do-not-store-0123456789"
     dialog = window.open_settings("remote")
     dialog.api_key.setText(secret)
@@ -125,8 +128,8 @@ def test_an_api_key_without_a_keyring_can_be_kept_for_this_session_only(
             assert secret.encode() not in file.read_bytes(), file
 
 
+@pytest.mark.usefixtures("no_keyring")
 def test_refusing_session_only_keeps_the_key_nowhere(qtbot: Any, window: Any, core: Any) -> None:
-    core.secrets = SecretStore(backend=fail.Keyring())
     dialog = window.open_settings("remote")
     dialog.api_key.setText("sk-test-refused-0123456789")
     save(qtbot, dialog)
@@ -137,3 +140,34 @@ def test_refusing_session_only_keeps_the_key_nowhere(qtbot: Any, window: Any, co
     assert dialog.isVisible()
     assert not core.secrets.is_session_only(REMOTE_KEY_NAME)
     dialog.reject()
+
+
+@pytest.mark.model
+@needs_model
+@pytest.mark.usefixtures("no_keyring")
+def test_a_remote_server_is_fetched_chosen_and_chatted_with(
+    qtbot: Any, window: Any, core: Any, llama_server_with_key: Any
+) -> None:
+    server = llama_server_with_key
+    dialog = window.open_settings("remote")
+    dialog.base_url.setText(server.base_url)
+    dialog.api_key.setText(server.api_key)
+    qtbot.mouseClick(dialog.fetch_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.remote_model.count() > 0, timeout=LONG)
+    assert dialog.remote_model.currentText()
+    dialog.use_remote.setChecked(True)
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: getattr(dialog, "session_prompt", None) is not None, timeout=LONG)
+    qtbot.mouseClick(dialog.session_prompt.button(QMessageBox.StandardButton.Yes), Qt.MouseButton.LeftButton)
+
+    status = window.status_line
+    qtbot.waitUntil(
+        lambda: status.state == "error" or status.state_label.text().startswith("Ready · remote:"),
+        timeout=LONG,
+    )
+    assert status.state == "ready", banner_texts(window.chat_view.banners)
+    type_and_send(qtbot, window, "Hello, server!")
+    wait_reply_done(qtbot, window)
+    reply = window.chat_view.widgets[-1]
+    assert reply.role == "assistant" and reply.text.strip(), banner_texts(window.chat_view.banners)
+    assert reply.message.stats["model"].startswith("remote:")

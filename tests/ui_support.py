@@ -76,6 +76,12 @@ def qt_loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     asyncio.events._set_running_loop(None)
     loop.close()
     asyncio.set_event_loop(None)
+    # The loop's timer object is owned by Python; delete it here, on the Qt thread, rather than
+    # whenever the garbage collector happens to run (possibly on a worker thread).
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    loop._timer.deleteLater()  # type: ignore[attr-defined]
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture

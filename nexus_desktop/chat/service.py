@@ -13,11 +13,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from nexus_desktop.cards.model import CharacterCard
+from nexus_desktop.chat.commands import parse_command
 from nexus_desktop.chat.prompt import PromptPlan, Turn, build_prompt
+from nexus_desktop.chat.tools import (
+    ToolCall,
+    ToolOutcome,
+    ToolProvider,
+    ToolRecord,
+    ToolResult,
+    decide_tool_call,
+    tool_turn_text,
+    tools_for_card,
+)
 from nexus_desktop.db.store import AsyncStore
 from nexus_desktop.db.tables import Chat, Message
 from nexus_desktop.llm.contract import (
     ChatInput,
+    ChatMessage,
     ChatOutput,
     ModelError,
     ModelSource,
@@ -66,9 +78,21 @@ class ReplySaved:
     output: ChatOutput
 
 
-ChatEvent = UserMessageSaved | HistoryTrimmed | ReplyToken | ReplySaved
+@dataclass(frozen=True)
+class ToolCalled:
+    """A tool ran before the reply; ``message`` is the saved ``tool`` message (its ``stats`` hold
+    the ``ToolRecord`` as a dict: tool, arguments, via, ok, result, error, seconds)."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: ToolOutcome
+    message: Message
+
+
+ChatEvent = UserMessageSaved | HistoryTrimmed | ToolCalled | ReplyToken | ReplySaved
 SourceGetter = Callable[[], Awaitable[ModelSource]]
 SettingsGetter = Callable[[], Settings]
+ToolsGetter = Callable[[], ToolProvider | None]
 
 
 def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
@@ -87,10 +111,17 @@ def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
 
 
 class ChatService:
-    def __init__(self, db: AsyncStore, get_source: SourceGetter, get_settings: SettingsGetter) -> None:
+    def __init__(
+        self,
+        db: AsyncStore,
+        get_source: SourceGetter,
+        get_settings: SettingsGetter,
+        get_tools: ToolsGetter | None = None,
+    ) -> None:
         self.db = db
         self._get_source = get_source
         self._get_settings = get_settings
+        self._get_tools = get_tools
         self._run: RunContext | None = None
         self._token_cache: OrderedDict[tuple[str, str], int] = OrderedDict()
 
@@ -126,7 +157,7 @@ class ChatService:
             raise EmptyMessageError()
         user_message = await self.db.call(self.db.store.add_message, chat_id, "user", text)
         yield UserMessageSaved(user_message)
-        async for event in self._reply(chat_id, regenerate_id=None):
+        async for event in self._reply(chat_id, regenerate_id=None, new_text=text):
             yield event
 
     async def regenerate(self, chat_id: int) -> AsyncIterator[ChatEvent]:
@@ -138,14 +169,18 @@ class ChatService:
             yield event
 
     async def respond(self, chat_id: int) -> AsyncIterator[ChatEvent]:
-        """Reply to the last message when it is the user's (its reply failed or was empty)."""
+        """Reply to the last message when it is the user's (its reply failed or was empty), or a
+        tool's result whose reply failed."""
         messages = await self.db.call(self.db.store.list_messages, chat_id)
-        if not messages or messages[-1].role != "user":
+        if not messages or messages[-1].role not in ("user", "tool"):
             raise NothingToRegenerateError()
-        async for event in self._reply(chat_id, regenerate_id=None):
+        new_text = messages[-1].content if messages[-1].role == "user" else None
+        async for event in self._reply(chat_id, regenerate_id=None, new_text=new_text):
             yield event
 
-    async def _reply(self, chat_id: int, regenerate_id: int | None) -> AsyncIterator[ChatEvent]:
+    async def _reply(
+        self, chat_id: int, regenerate_id: int | None, new_text: str | None = None
+    ) -> AsyncIterator[ChatEvent]:
         if self._run is not None:
             raise ModelError("A reply is already being written; wait for it or press Stop.")
         self._run = RunContext()
@@ -157,6 +192,11 @@ class ChatService:
                 history = [m for m in history if m.id != regenerate_id]
             settings = self._get_settings()
             source = await self._get_source()
+            if new_text is not None:
+                called = await self._call_tool(chat_id, card, history, source, new_text)
+                if called is not None:
+                    history.append(called.message)
+                    yield called
             plan = await self._plan(card, history, settings, source)
             if plan.dropped:
                 yield HistoryTrimmed(plan.dropped)
@@ -183,10 +223,46 @@ class ChatService:
         finally:
             self._run = None
 
+    async def _call_tool(
+        self, chat_id: int, card: CharacterCard, history: list[Message], source: ModelSource, text: str
+    ) -> ToolCalled | None:
+        """Run the tool the user's command names or the model picks, and save its result."""
+        provider = self._get_tools() if self._get_tools is not None else None
+        if provider is None:
+            return None
+        tools = tools_for_card(card.extensions, provider.tools())
+        if not tools:
+            return None
+        call: ToolCall | None = parse_command(text, tools)
+        if call is None:
+            recent = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history]
+            assert self._run is not None
+            call = await decide_tool_call(source, recent, tools, context=self._run)
+        if call is None:
+            return None
+        try:
+            outcome: ToolOutcome = await provider.call_tool(call.name, call.arguments)
+        except Exception as error:  # a provider fault must not lose the user's reply
+            outcome = ToolResult(False, "", f"The tool {call.name} could not be run ({error}); try again.")
+        record = ToolRecord.of(call, outcome)
+        saved = await self.db.call(
+            self.db.store.add_message, chat_id, "tool", record.message_text(), record.as_dict()
+        )
+        return ToolCalled(call.name, call.arguments, outcome, saved)
+
     async def _plan(
         self, card: CharacterCard, history: list[Message], settings: Settings, source: ModelSource
     ) -> PromptPlan:
-        turns = [Turn("user" if m.role == "user" else "assistant", m.content) for m in history]
+        turns: list[Turn] = []
+        for m in history:
+            if m.role != "tool":
+                turns.append(Turn("user" if m.role == "user" else "assistant", m.content))
+            elif turns and turns[-1].role == "user":
+                # Folded into the user's turn: chat templates that insist on user/assistant
+                # alternation (Mistral, Gemma) reject a separate tool or system message here.
+                turns[-1] = Turn("user", f"{turns[-1].content}\n\n{tool_turn_text(m.content)}")
+            else:
+                turns.append(Turn("user", tool_turn_text(m.content)))
 
         async def count(texts: list[str]) -> list[int]:
             return await self._count_cached(source, texts)

@@ -6,12 +6,16 @@ Switching models is closing one source and starting another: no restart of the a
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from nexus_desktop.llm.catalog import default_model_path
 from nexus_desktop.llm.contract import ModelFileError, ModelSource
+from nexus_desktop.secrets import KeyringUnavailableError
 from nexus_desktop.settings import Settings
+
+log = logging.getLogger(__name__)
 
 REMOTE_KEY_NAME = "remote-api-key"
 
@@ -86,7 +90,12 @@ class SourceManager:
             from nexus_desktop.llm.openai_compat import OpenAICompatSource
 
             # The keyring can block on D-Bus: never on the event loop's thread.
-            api_key = await asyncio.to_thread(self._lookup_key, REMOTE_KEY_NAME)
+            try:
+                api_key = await asyncio.to_thread(self._lookup_key, REMOTE_KEY_NAME)
+            except KeyringUnavailableError as error:
+                # Many local servers need no key; one that does answers 401, which says what to do.
+                log.warning("Connecting without an API key: %s (%s)", error, error.detail)
+                api_key = None
             return OpenAICompatSource(
                 settings.remote_base_url,
                 settings.remote_model,

@@ -91,7 +91,89 @@ def _v2_modules(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_modules]
+def _v3_training(conn: Connection) -> None:
+    """Self-improvement loop: collected examples, training jobs, their loss curves, gate decisions
+    and the adapter registry's history."""
+    statements = [
+        """CREATE TABLE training_example (
+            id INTEGER PRIMARY KEY,
+            dataset VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            signal VARCHAR NOT NULL,
+            content_hash VARCHAR NOT NULL UNIQUE,
+            payload JSON NOT NULL,
+            created_at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_training_example_dataset ON training_example (dataset)",
+        """CREATE TABLE training_job (
+            id INTEGER PRIMARY KEY,
+            model_id VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            job_dir VARCHAR NOT NULL,
+            log_path VARCHAR NOT NULL,
+            progress FLOAT NOT NULL DEFAULT 0,
+            step INTEGER NOT NULL DEFAULT 0,
+            total INTEGER NOT NULL DEFAULT 0,
+            loss FLOAT,
+            best_loss FLOAT,
+            eval_loss FLOAT,
+            device VARCHAR NOT NULL DEFAULT '',
+            pid INTEGER,
+            pid_started FLOAT,
+            checkpoint VARCHAR,
+            adapter_dir VARCHAR,
+            gguf_adapter VARCHAR,
+            verified JSON,
+            error VARCHAR NOT NULL DEFAULT '',
+            created_at DATETIME NOT NULL,
+            started_at DATETIME,
+            finished_at DATETIME)""",
+        "CREATE INDEX ix_training_job_model_id ON training_job (model_id)",
+        "CREATE INDEX ix_training_job_state ON training_job (state)",
+        """CREATE TABLE training_step (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES training_job (id) ON DELETE CASCADE,
+            step INTEGER NOT NULL,
+            loss FLOAT,
+            eval_loss FLOAT,
+            lr FLOAT,
+            tokens_per_second FLOAT,
+            UNIQUE (job_id, step))""",
+        "CREATE INDEX ix_training_step_job_id ON training_step (job_id)",
+        """CREATE TABLE gate_decision (
+            id INTEGER PRIMARY KEY,
+            model_id VARCHAR NOT NULL,
+            job_id INTEGER,
+            candidate VARCHAR NOT NULL,
+            policy VARCHAR NOT NULL,
+            promote BOOLEAN NOT NULL,
+            reason VARCHAR NOT NULL,
+            numbers JSON NOT NULL,
+            at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_gate_decision_model_id ON gate_decision (model_id)",
+        """CREATE TABLE adapter_event (
+            id INTEGER PRIMARY KEY,
+            model_id VARCHAR NOT NULL,
+            action VARCHAR NOT NULL,
+            adapter_path VARCHAR,
+            job_id INTEGER,
+            decision_id INTEGER,
+            override BOOLEAN NOT NULL DEFAULT 0,
+            reason VARCHAR NOT NULL DEFAULT '',
+            at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_adapter_event_model_id ON adapter_event (model_id)",
+    ]
+    # Gate decisions and promotion history are audit logs: the database refuses edits and deletions.
+    for table in ("gate_decision", "adapter_event"):
+        for verb in ("UPDATE", "DELETE"):
+            statements.append(
+                f"""CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table}
+                BEGIN SELECT RAISE(ABORT, 'the {table} log is append-only'); END"""
+            )
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_modules, _v3_training]
 
 
 def schema_version(conn: Connection) -> int:

@@ -1,126 +1,22 @@
 """The ``nexus-desktop`` entry point: Qt application, qasync loop, window first, everything else after.
 
-Start-up order matters for how fast the window appears: only Qt, qasync and the UI modules are
-imported before ``show()``.  The core (database, settings, characters), logging, the model list
-and the model itself are loaded afterwards, off the Qt thread.
+Start-up order matters for how fast the window appears: only Qt, the theme and an empty main
+window exist when it is shown.  The widgets are built right after (before the first paint), then
+asyncio/qasync start, and the core (database, settings, characters), logging, the model list and
+the model itself load in the background, off the Qt thread.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
-import socket
 import sys
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSocketNotifier
 from PySide6.QtWidgets import QApplication
-
-if TYPE_CHECKING:
-    from nexus_desktop.core import AppCore
-    from nexus_desktop.ui.main_window import MainWindow
-    from nexus_desktop.ui.tray import Tray
-
-log = logging.getLogger(__name__)
-_signal_sockets: list[socket.socket] = []
-
-
-def create_core() -> AppCore:
-    """Logging and the core; slow (imports SQLAlchemy, opens the database), so run in a thread."""
-    from nexus_desktop import paths
-    from nexus_desktop.core import AppCore
-    from nexus_desktop.logs import setup_logging
-
-    setup_logging(paths.log_dir())
-    return AppCore()
-
-
-class Application:
-    """Owns the window, the core and the tray, and shuts them down in order."""
-
-    def __init__(self, app: QApplication, window: MainWindow) -> None:
-        self.app = app
-        self.window = window
-        self.core: AppCore | None = None
-        self.tray: Tray | None = None
-        self.finished = asyncio.Event()
-        self.exit_code = 0
-        self._stopping = False
-        window.closed.connect(self.quit)
-
-    async def start(self) -> None:
-        from nexus_desktop.ui.tray import Tray
-
-        try:
-            self.core = await asyncio.to_thread(create_core)
-        except Exception as error:
-            log.exception("Start-up failed")
-            self.window.chat_view.banners.show_banner(
-                "error",
-                f"NEXUS could not open its data ({type(error).__name__}: {error}). "
-                "Check that the data folder is writable, then restart the app.",
-            )
-            self.window.status_line.set_state("error", "Start-up failed")
-            return
-        self.tray = Tray.create(self.window, self.quit)
-        self.window.set_tray(self.tray)
-        await self.window.attach(self.core)
-        log.info("NEXUS Desktop started")
-
-    def quit(self) -> None:
-        if not self._stopping:
-            self._stopping = True
-            asyncio.ensure_future(self._shutdown())
-
-    async def _shutdown(self) -> None:
-        try:
-            await self.window.chat_view.stop_and_wait()
-            if self.core is not None:
-                await self.core.aclose()
-        except Exception:
-            log.exception("Shutting down did not go cleanly")
-        finally:
-            if self.tray is not None:
-                self.tray.hide()
-            self.window.hide()
-            self.finished.set()
-
-
-def install_quit_signals(app: QApplication, on_signal: object) -> QSocketNotifier | None:
-    """SIGINT/SIGTERM quit cleanly even while Qt's C++ loop runs (a wakeup fd wakes Python up)."""
-    try:
-        reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
-        signal.set_wakeup_fd(writer.fileno())
-    except (OSError, ValueError):
-        return None
-    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
-
-    def drain() -> None:
-        try:
-            reader.recv(256)
-        except OSError:
-            pass
-
-    notifier.activated.connect(drain)
-    _signal_sockets[:] = [reader, writer]  # both ends must outlive the notifier
-
-    def handler(_signum: int, _frame: object) -> None:
-        asyncio.get_event_loop().call_soon(on_signal)  # type: ignore[arg-type]
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
-    return notifier
 
 
 def main(argv: list[str] | None = None) -> int:
-    import qasync
-
     from nexus_desktop import APP_NAME
     from nexus_desktop.ui.main_window import MainWindow
-    from nexus_desktop.ui.theme import apply_theme
+    from nexus_desktop.ui.theme import app_icon, apply_theme
 
     # QT_QPA_PLATFORM (offscreen, xcb, wayland…) is read by Qt itself from the environment.
     app = QApplication(argv if argv is not None else sys.argv)
@@ -129,16 +25,25 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName("nexus-desktop")
     # The tray may keep the app alive without a window; quitting is always explicit.
     app.setQuitOnLastWindowClosed(False)
-    apply_theme(app)
+    apply_theme(app, icon=False)
 
+    # Show the (empty, already dark) frame first; everything else fills it before its first paint.
+    window = MainWindow(build=False)
+    window.show()
+    import asyncio
+
+    import qasync
+
+    from nexus_desktop.ui.lifecycle import Application, install_quit_signals
+
+    window.build_ui()
+    app.setWindowIcon(app_icon())
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow()
     application = Application(app, window)
-    window.show()
     notifier = install_quit_signals(app, application.quit)
     with loop:
-        loop.call_soon(lambda: asyncio.ensure_future(application.start()))
+        loop.call_soon(application.start_soon)
         loop.run_until_complete(application.finished.wait())
     del notifier
     return application.exit_code

@@ -44,6 +44,7 @@ class GreetingsEditor(QWidget):
         self.add_button.clicked.connect(lambda: self.add_greeting("").setFocus())
         outer.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.editors: list[QPlainTextEdit] = []
+        self._rows_by_editor: dict[QPlainTextEdit, tuple[QWidget, QLabel]] = {}
 
     def add_greeting(self, text: str) -> QPlainTextEdit:
         row = QWidget()
@@ -62,12 +63,14 @@ class GreetingsEditor(QWidget):
         layout.addWidget(editor)
         self._rows.insertWidget(self._rows.count() - 1, row)
         self.editors.append(editor)
+        self._rows_by_editor[editor] = (row, label)
         remove.clicked.connect(lambda: self._remove(row, editor))
         self._renumber()
         return editor
 
     def _remove(self, row: QWidget, editor: QPlainTextEdit) -> None:
         self.editors.remove(editor)
+        del self._rows_by_editor[editor]
         # Hidden and deleted by Qt on the UI thread; un-parenting would let Python's garbage
         # collector destroy it later on whatever thread it runs on.
         row.hide()
@@ -76,13 +79,11 @@ class GreetingsEditor(QWidget):
 
     def _renumber(self) -> None:
         for number, editor in enumerate(self.editors, start=2):
-            label = editor.parentWidget().findChild(QLabel)
-            if label is not None:
-                label.setText(f"Greeting {number} (a swipe of the first message)")
+            self._rows_by_editor[editor][1].setText(f"Greeting {number} (a swipe of the first message)")
 
     def set_greetings(self, greetings: list[str]) -> None:
         for editor in list(self.editors):
-            self._remove(editor.parentWidget(), editor)
+            self._remove(self._rows_by_editor[editor][0], editor)
         for greeting in greetings:
             self.add_greeting(greeting)
 

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 from nexus_desktop.ui.composer import Composer
 from nexus_desktop.ui.message_widget import AVATAR_SIZE, MessageWidget
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.widgets import BannerArea
+from nexus_desktop.ui.widgets import BannerArea, push_button
 
 if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
@@ -28,17 +28,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_MS = 33
-MAX_COLUMN_WIDTH = 920
+PAGE_SIZE = 60
+FIRST_MESSAGE_INDEX = 2  # in the column: the empty-state label, the "earlier" button, then messages
+MAX_COLUMN_WIDTH = 980
+SIDE_MARGIN = 28
 
 
 def describe_error(error: BaseException) -> str:
     """One sentence for the banner; errors we raise ourselves already read that way."""
     from nexus_desktop.cards.errors import CardError
     from nexus_desktop.llm.contract import ModelError
+    from nexus_desktop.secrets import KeyringUnavailableError
 
-    if isinstance(error, ModelError | CardError | ValueError | LookupError):
+    if isinstance(error, ModelError | CardError | KeyringUnavailableError | ValueError | LookupError):
         return str(error) or type(error).__name__
-    return f"Something went wrong ({type(error).__name__}: {error}). The app is still running; details are in the log."
+    return (
+        f"Something went wrong ({type(error).__name__}: {error}). "
+        "The app is still running; details are in the log."
+    )
 
 
 class ChatView(QWidget):
@@ -59,12 +66,14 @@ class ChatView(QWidget):
         self.widgets: list[MessageWidget] = []
         self._task: asyncio.Task[None] | None = None
         self._stop_requested = False
+        self._busy = False
         self._stream_widget: MessageWidget | None = None
         self._stream_text = ""
         self._dirty = False
         self._stick_to_bottom = True
         self.flushes = 0
         self._load_seq = 0
+        self._earlier: list[Message] = []
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(self._flush)
@@ -75,11 +84,11 @@ class ChatView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
 
-        self.scroll = QScrollArea()
-        self.scroll.setObjectName("MessageScroll")
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setObjectName("MessageScroll")
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area.setFrameShape(QScrollArea.Shape.NoFrame)
         container = QWidget()
         self.column = QVBoxLayout(container)
         self.column.setContentsMargins(28, 20, 28, 12)
@@ -88,15 +97,20 @@ class ChatView(QWidget):
         self.empty_label.setObjectName("EmptyState")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.column.addWidget(self.empty_label)
+        self.earlier_button = push_button("Show earlier messages")
+        self.earlier_button.setProperty("role", "ghost")
+        self.earlier_button.clicked.connect(self.show_earlier)
+        self.earlier_button.hide()
+        self.column.addWidget(self.earlier_button, 0, Qt.AlignmentFlag.AlignHCenter)
         self.column.addStretch(1)
-        self.scroll.setWidget(container)
-        bar = self.scroll.verticalScrollBar()
+        self.scroll_area.setWidget(container)
+        bar = self.scroll_area.verticalScrollBar()
         bar.rangeChanged.connect(self._follow_bottom)
         bar.valueChanged.connect(self._remember_position)
-        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.scroll_area, 1)
 
         bottom = QWidget()
-        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout = self.bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(28, 6, 28, 16)
         bottom_layout.setSpacing(8)
         self.banners = BannerArea()
@@ -117,7 +131,7 @@ class ChatView(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._busy
 
     @property
     def generation_task(self) -> asyncio.Task[None] | None:
@@ -141,6 +155,11 @@ class ChatView(QWidget):
         self.composer.set_enabled_for_chat(True)
         self.composer.input.setFocus()
 
+    def refresh_names(self) -> None:
+        """Show the messages again, e.g. after the user's name changed (it fills {{user}})."""
+        if not self.busy and self.character is not None:
+            self._show_messages([*self._earlier, *(widget.message for widget in self.widgets)])
+
     def clear_chat(self) -> None:
         self.character, self.chat_id = None, None
         self._show_messages([])
@@ -153,10 +172,30 @@ class ChatView(QWidget):
             widget.deleteLater()
         self.widgets = []
         self.empty_label.setVisible(self.character is None)
-        for message in messages:
+        # Long chats open fast: only the newest messages get widgets until more are asked for.
+        split = max(0, len(messages) - PAGE_SIZE)
+        self._earlier = list(messages[:split])
+        for message in messages[split:]:
             self._append(message)
+        self._update_earlier_button()
         self._refresh_last()
         self._stick_to_bottom = True
+
+    def show_earlier(self) -> None:
+        """Add the previous page of messages above the ones shown."""
+        split = max(0, len(self._earlier) - PAGE_SIZE)
+        page, self._earlier = self._earlier[split:], self._earlier[:split]
+        self._stick_to_bottom = False
+        for offset, message in enumerate(page):
+            widget = self._make_widget(message)
+            self.column.insertWidget(FIRST_MESSAGE_INDEX + offset, widget)
+            self.widgets.insert(offset, widget)
+        self._update_earlier_button()
+        self._refresh_last()
+
+    def _update_earlier_button(self) -> None:
+        self.earlier_button.setText(f"Show {min(PAGE_SIZE, len(self._earlier))} earlier messages")
+        self.earlier_button.setVisible(bool(self._earlier))
 
     def _names(self, message: Message) -> tuple[str, bytes | None]:
         if message.role == "user":
@@ -171,7 +210,7 @@ class ChatView(QWidget):
         user = self.core.settings.user_name if self.core else "You"
         return substitute(text, char, user)
 
-    def _append(self, message: Message) -> MessageWidget:
+    def _make_widget(self, message: Message) -> MessageWidget:
         sender, avatar = self._names(message)
         widget = MessageWidget(message, sender=sender, avatar=avatar, display=self._display)
         widget.set_max_text_width(self._text_width())
@@ -179,15 +218,22 @@ class ChatView(QWidget):
         widget.delete_confirmed.connect(self._delete)
         widget.swipe_requested.connect(self._swipe)
         widget.regenerate_requested.connect(self.regenerate)
+        return widget
+
+    def _append(self, message: Message) -> MessageWidget:
+        widget = self._make_widget(message)
         self.column.insertWidget(self.column.count() - 1, widget)
+        if self.widgets:
+            self.widgets[-1].set_swipeable(False)  # only the last reply can be swiped
         self.widgets.append(widget)
         return widget
 
     def _refresh_last(self) -> None:
         for widget in self.widgets:
             widget.set_swipeable(False)
-        if self.widgets and self.widgets[-1].role == "assistant":
-            self.widgets[-1].set_swipeable(True)
+        last = self.widgets[-1] if self.widgets else None
+        if last is not None and last.role == "assistant" and last.message.id is not None:
+            last.set_swipeable(True)
         for widget in self.widgets:
             widget.set_busy(self.busy)
 
@@ -219,11 +265,17 @@ class ChatView(QWidget):
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         self._stop_requested = False
         self.banners.clear("info")
-        self._task = asyncio.ensure_future(work)
-        self._task.add_done_callback(lambda _t: self._finished())
+        self._task = asyncio.ensure_future(self._generate(work))
         self._set_busy(True)
 
+    async def _generate(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        finally:
+            self._finished()  # inside the task, so the UI is idle again by the time it is done
+
     def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
         self.composer.set_busy(busy)
         for widget in self.widgets:
             widget.set_busy(busy)
@@ -411,21 +463,27 @@ class ChatView(QWidget):
 
     # Layout -------------------------------------------------------------------------------
 
+    def _side_margin(self) -> int:
+        """Wide windows keep the conversation in a centred, readable column."""
+        return max(SIDE_MARGIN, (self.width() - MAX_COLUMN_WIDTH) // 2)
+
     def _text_width(self) -> int:
-        column = min(self.scroll.viewport().width() - 56, MAX_COLUMN_WIDTH)
-        return max(200, int(column * 0.8) - AVATAR_SIZE - 40)
+        column = self.width() - 2 * self._side_margin() - 16
+        return max(200, int(column * 0.78) - AVATAR_SIZE - 40)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        side = self._side_margin()
+        self.column.setContentsMargins(side, 20, side, 12)
+        self.bottom_layout.setContentsMargins(side, 6, side, 16)
         width = self._text_width()
         for widget in self.widgets:
             widget.set_max_text_width(width)
-            widget.editor.setMinimumWidth(min(width, 520))
 
     def _remember_position(self, value: int) -> None:
-        bar = self.scroll.verticalScrollBar()
+        bar = self.scroll_area.verticalScrollBar()
         self._stick_to_bottom = value >= bar.maximum() - 48
 
     def _follow_bottom(self, _minimum: int, maximum: int) -> None:
         if self._stick_to_bottom:
-            self.scroll.verticalScrollBar().setValue(maximum)
+            self.scroll_area.verticalScrollBar().setValue(maximum)

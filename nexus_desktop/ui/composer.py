@@ -39,7 +39,11 @@ class ComposerInput(QPlainTextEdit):
         margins = self.contentsMargins()
         frame = margins.top() + margins.bottom() + int(2 * self.document().documentMargin())
         self.setFixedHeight(lines * line + frame + 4)
-        policy = Qt.ScrollBarPolicy.ScrollBarAsNeeded if wanted > MAX_LINES else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        policy = (
+            Qt.ScrollBarPolicy.ScrollBarAsNeeded
+            if wanted > MAX_LINES
+            else Qt.ScrollBarPolicy.ScrollBarAlwaysOff
+        )
         self.setVerticalScrollBarPolicy(policy)
 
 

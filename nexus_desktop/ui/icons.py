@@ -24,24 +24,35 @@ _SHAPES = {
         '<circle cx="15" cy="6" r="2"/><circle cx="9" cy="12" r="2"/><circle cx="17" cy="18" r="2"/>'
     ),
     "search": '<circle cx="11" cy="11" r="6.5"/><path d="m20 20-4.2-4.2"/>',
-    "copy": '<rect x="9" y="9" width="11.5" height="11.5" rx="2.5"/><path d="M5.5 15H5a1.5 1.5 0 0 1-1.5-1.5V5A1.5 1.5 0 0 1 5 3.5h8.5A1.5 1.5 0 0 1 15 5v.5"/>',
+    "copy": (
+        '<rect x="9" y="9" width="11.5" height="11.5" rx="2.5"/>'
+        '<path d="M5.5 15H5a1.5 1.5 0 0 1-1.5-1.5V5A1.5 1.5 0 0 1 5 3.5h8.5A1.5 1.5 0 0 1 15 5v.5"/>'
+    ),
     "left": '<path d="m14.5 18-6-6 6-6"/>',
     "right": '<path d="m9.5 18 6-6-6-6"/>',
     "close": '<path d="M17 7 7 17M7 7l10 10"/>',
     "new_chat": (
-        '<path d="M20.5 11.5a8 8 0 0 1-11.8 7.1L3.5 20l1.4-4.9A8 8 0 1 1 20.5 11.5z"/><path d="M12.5 8v7M9 11.5h7"/>'
+        '<path d="M20.5 11.5a8 8 0 0 1-11.8 7.1L3.5 20l1.4-4.9A8 8 0 1 1 20.5 11.5z"/>'
+        '<path d="M12.5 8v7M9 11.5h7"/>'
     ),
-    "folder": '<path d="M3.5 7A2 2 0 0 1 5.5 5h3.8l2 2.2h7.2a2 2 0 0 1 2 2V17a2 2 0 0 1-2 2h-13a2 2 0 0 1-2-2z"/>',
-    "image": '<rect x="3.5" y="3.5" width="17" height="17" rx="3"/><circle cx="9" cy="9" r="1.8"/><path d="m20.5 15-4.8-4.8L5 20.5"/>',
+    "folder": (
+        '<path d="M3.5 7A2 2 0 0 1 5.5 5h3.8l2 2.2h7.2a2 2 0 0 1 2 2V17a2 2 0 0 1-2 2h-13a2 2 0 0 1-2-2z"/>'
+    ),
+    "image": (
+        '<rect x="3.5" y="3.5" width="17" height="17" rx="3"/><circle cx="9" cy="9" r="1.8"/>'
+        '<path d="m20.5 15-4.8-4.8L5 20.5"/>'
+    ),
     "chip": (
-        '<rect x="5.5" y="5.5" width="13" height="13" rx="2.5"/><rect x="9.5" y="9.5" width="5" height="5" rx="1"/>'
+        '<rect x="5.5" y="5.5" width="13" height="13" rx="2.5"/>'
+        '<rect x="9.5" y="9.5" width="5" height="5" rx="1"/>'
         '<path d="M9.5 2.5v3M14.5 2.5v3M9.5 18.5v3M14.5 18.5v3M2.5 9.5h3M2.5 14.5h3M18.5 9.5h3M18.5 14.5h3"/>'
     ),
     "alert": '<circle cx="12" cy="12" r="9"/><path d="M12 7.5v5.5M12 16.5v.01"/>',
     "info": '<circle cx="12" cy="12" r="9"/><path d="M12 11v5.5M12 7.5v.01"/>',
     "check": '<path d="M20 6.5 9.5 17 4 11.5"/>',
     "server": (
-        '<rect x="3.5" y="4" width="17" height="7" rx="2"/><rect x="3.5" y="13" width="17" height="7" rx="2"/>'
+        '<rect x="3.5" y="4" width="17" height="7" rx="2"/>'
+        '<rect x="3.5" y="13" width="17" height="7" rx="2"/>'
         '<path d="M7.5 7.5h.01M7.5 16.5h.01"/>'
     ),
 }

@@ -102,6 +102,10 @@ class MessageText(QLabel):
         self.setText(rich if rich is not None else format_message(raw))
         self._fit()
 
+    @property
+    def max_width(self) -> int:
+        return self._max_width
+
     def set_max_width(self, width: int) -> None:
         if width != self._max_width:
             self._max_width = width
@@ -217,7 +221,6 @@ class MessageWidget(QWidget):
     def _build_editor(self, layout: QVBoxLayout) -> None:
         self.editor = MessageEditor()
         self.editor.setObjectName("MessageEditor")
-        self.editor.setMinimumWidth(420)
         self.editor.save_requested.connect(self._save_edit)
         self.editor.cancel_requested.connect(self.cancel_edit)
         self.edit_hint = QLabel("")
@@ -329,6 +332,7 @@ class MessageWidget(QWidget):
 
     def set_max_text_width(self, width: int) -> None:
         self.text_label.set_max_width(width)
+        self.editor.setMinimumWidth(width)
 
     def _refresh_swipes(self) -> None:
         count, index = len(self.message.swipes), self.message.swipe_index
@@ -342,10 +346,10 @@ class MessageWidget(QWidget):
         self.swipe_right.setToolTip("Next alternative" if index < count - 1 else "Generate another reply")
 
     def _animate_typing(self) -> None:
-        dots = ["●", "●", "●"]
+        lit = self._typing_step % 3
         spans = [
-            f'<span style="color:{COLORS.accent if i == self._typing_step % 3 else COLORS.border_strong}">{d}</span>'
-            for i, d in enumerate(dots)
+            f'<span style="color:{COLORS.accent if i == lit else COLORS.border_strong}">●</span>'
+            for i in range(3)
         ]
         self.text_label.set_content("", "&nbsp;".join(spans))
         self._typing_step += 1

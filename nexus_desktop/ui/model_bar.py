@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayou
 
 from nexus_desktop.ui import icons
 from nexus_desktop.ui.theme import COLORS
-from nexus_desktop.ui.widgets import Avatar, icon_button, push_button, set_style_property
+from nexus_desktop.ui.widgets import Avatar, ElidedLabel, icon_button, push_button, set_style_property
 
 if TYPE_CHECKING:
     from nexus_desktop.settings import Settings
@@ -41,8 +41,10 @@ class ModelPicker(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ModelPicker")
-        self.setMinimumWidth(300)
-        self.setMaximumWidth(420)
+        self.setMinimumWidth(170)
+        self.setMaximumWidth(400)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(32)
         self.setIconSize(QSize(16, 16))
         self.setToolTip("The model that writes the replies")
         self._current_index = -1
@@ -60,10 +62,11 @@ class ModelPicker(QComboBox):
         for entry in entries:
             path = str(entry.path)
             seen.add(path)
-            label = model_label(entry)
+            self.addItem(chip, model_label(entry), ("local", path))
             if default_path is not None and entry.path == default_path:
-                label += " · bundled"
-            self.addItem(chip, label, ("local", path))
+                self.setItemData(
+                    self.count() - 1, f"{path} (bundled with NEXUS)", Qt.ItemDataRole.ToolTipRole
+                )
             if not entry.usable:
                 self.setItemData(self.count() - 1, entry.error, Qt.ItemDataRole.ToolTipRole)
             if settings.source == "local" and chosen is not None and entry.path == chosen:
@@ -119,9 +122,10 @@ class TopBar(QFrame):
         row.addWidget(self.avatar)
         words = QVBoxLayout()
         words.setSpacing(0)
-        self.title = QLabel("NEXUS Desktop")
+        self.title = ElidedLabel("NEXUS Desktop")
         self.title.setObjectName("ChatTitle")
-        self.subtitle = QLabel("Starting…")
+        self.title.setMinimumWidth(120)  # the model picker gives way first in a narrow window
+        self.subtitle = ElidedLabel("Starting…")
         self.subtitle.setObjectName("ChatSubtitle")
         words.addStretch(1)
         words.addWidget(self.title)
@@ -164,7 +168,7 @@ class StatusLine(QFrame):
         row.setSpacing(6)
         self.dot = QLabel("●")
         self.dot.setObjectName("StatusDot")
-        self.state_label = QLabel("Starting…")
+        self.state_label = ElidedLabel("Starting…")
         self.build_icon = QLabel()
         self.build_icon.setPixmap(icons.pixmap("chip", COLORS.muted, 14))
         self.build_label = QLabel("llama.cpp: checking…")
@@ -180,7 +184,6 @@ class StatusLine(QFrame):
         self.state = state
         set_style_property(self.dot, "state", state)
         self.state_label.setText(text)
-        self.state_label.setToolTip(text)
 
     def set_build(self, text: str, tooltip: str = "") -> None:
         self.build_label.setText(text)

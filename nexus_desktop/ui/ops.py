@@ -6,9 +6,9 @@
 
 ``op`` is an ``async def`` function or a coroutine object (awaited on the qasync loop: use it
 for work that is already asynchronous, like ``AppCore.db.call`` or a model source) or a plain
-function (run in a worker thread).  ``op`` must not touch widgets.  ``success`` / ``failure`` run on the Qt thread,
-outside any asyncio task, so they may open dialogs; they are skipped when ``parent`` has been
-deleted in the meantime.
+function (run in a worker thread).  ``op`` must not touch widgets.  ``success`` / ``failure``
+run on the Qt thread, outside any asyncio task, so they may open dialogs; they are skipped when
+``parent`` has been deleted in the meantime.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Settings: model, generation, remote server (API key in the OS keyring) and window behaviour.
 
 Saving validates everything, stores the API key through ``SecretStore`` off the Qt thread, then
-emits ``applied(settings)``; the main window applies them without a restart.
+emits ``applied(settings, key_changed)``; the main window applies them without a restart.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def form_page() -> tuple[QWidget, QFormLayout]:
 
 
 class SettingsDialog(QDialog):
-    applied = Signal(object)
-    """The validated new ``Settings``."""
+    applied = Signal(object, bool)
+    """The validated new ``Settings``, and whether a new API key was stored."""
 
     def __init__(self, core: AppCore, parent: QWidget | None = None, *, page: str = "model") -> None:
         super().__init__(parent)
@@ -120,7 +120,8 @@ class SettingsDialog(QDialog):
         self.gpu_auto = QCheckBox("Auto")
         self.gpu_layers = QSpinBox()
         self.gpu_layers.setRange(-1, 999)
-        self.gpu_layers.setToolTip("-1 puts every layer on the GPU; 0 keeps the model on the CPU")
+        self.gpu_layers.setSpecialValueText("All layers")
+        self.gpu_layers.setToolTip("How many layers go to the GPU; 0 keeps the model on the CPU")
         self.gpu_auto.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
         gpu_row = QHBoxLayout()
         gpu_row.addWidget(self.gpu_auto)
@@ -280,13 +281,13 @@ class SettingsDialog(QDialog):
             return
         key = self.api_key.text()
         if not key:
-            self._finish(settings)
+            self._finish(settings, key_changed=False)
             return
         secrets = self.core.secrets
         self.save_button.setEnabled(False)
 
         def stored(_result: object) -> None:
-            self._finish(settings)
+            self._finish(settings, key_changed=True)
 
         def failed(error: BaseException) -> None:
             from nexus_desktop.secrets import KeyringUnavailableError
@@ -314,7 +315,7 @@ class SettingsDialog(QDialog):
         def answered(result: int) -> None:
             if result == QMessageBox.StandardButton.Yes:
                 self.core.secrets.set(KEY_NAME, key, session_only=True)  # memory only: no I/O
-                self._finish(settings)
+                self._finish(settings, key_changed=True)
             else:
                 self.banners.show_banner(
                     "error", "The API key was not saved. Unlock the system keyring and save again."
@@ -323,8 +324,8 @@ class SettingsDialog(QDialog):
         box.finished.connect(answered)
         box.open()
 
-    def _finish(self, settings: Settings) -> None:
-        self.applied.emit(settings)
+    def _finish(self, settings: Settings, *, key_changed: bool) -> None:
+        self.applied.emit(settings, key_changed)
         self.accept()
 
     def fetch_models(self) -> None:
@@ -333,7 +334,9 @@ class SettingsDialog(QDialog):
         base_url, typed_key, secrets = self.base_url.text().strip(), self.api_key.text(), self.core.secrets
 
         async def fetch() -> list[str]:
-            key = typed_key or await asyncio.to_thread(self._stored_key, secrets)
+            key: str | None = typed_key
+            if not key:
+                key = await asyncio.to_thread(self._stored_key, secrets)
             source = OpenAICompatSource(base_url, "", api_key=key)
             try:
                 return await source.list_models()

@@ -6,26 +6,16 @@ their style through ``objectName`` / dynamic properties rather than inline style
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import (
-    QColor,
-    QFont,
-    QGuiApplication,
-    QIcon,
-    QLinearGradient,
-    QPainter,
-    QPainterPath,
-    QPalette,
-    QPen,
-    QPixmap,
-)
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication
 
+# PySide6 builds the huge ``Qt`` namespace on first use (~35 ms); the functions drawing the logo
+# import it themselves, so applying the theme before the window shows stays cheap.
 
-@dataclass(frozen=True)
+
 class Colors:
+    """The palette (a plain class, not a dataclass: importing dataclasses slows start-up)."""
+
     window: str = "#0e1016"
     sidebar: str = "#13151d"
     surface: str = "#1a1d28"
@@ -131,8 +121,8 @@ QPushButton[role="danger"] {{ background: {c.danger_soft}; border-color: {c.dang
 QPushButton[role="danger"]:hover {{ background: {c.danger}; color: white; }}
 QPushButton[role="stop"] {{ background: {c.danger}; border: 1px solid {c.danger}; color: white;
     font-weight: 600; }}
-QToolButton[role="ghost"], QPushButton[role="ghost"] {{ background: transparent; border: 1px solid transparent;
-    color: {c.muted}; padding: 3px 6px; border-radius: 6px; }}
+QToolButton[role="ghost"], QPushButton[role="ghost"] {{ background: transparent;
+    border: 1px solid transparent; color: {c.muted}; padding: 3px 6px; border-radius: 6px; }}
 QToolButton[role="ghost"]:hover, QPushButton[role="ghost"]:hover {{ background: {c.surface_hover};
     color: {c.text}; }}
 QToolButton[role="ghost"]:disabled {{ background: transparent; color: {c.border_strong}; }}
@@ -170,7 +160,8 @@ QTabBar::tab {{ background: transparent; color: {c.muted}; padding: 8px 14px; bo
     border-bottom: 2px solid transparent; }}
 QTabBar::tab:selected {{ color: {c.text}; border-bottom: 2px solid {c.accent}; }}
 QTabBar::tab:hover {{ color: {c.text}; }}
-QGroupBox {{ border: 1px solid {c.border}; border-radius: 10px; margin-top: 14px; padding: 12px 10px 10px 10px; }}
+QGroupBox {{ border: 1px solid {c.border}; border-radius: 10px; margin-top: 14px;
+    padding: 12px 10px 10px 10px; }}
 QGroupBox::title {{ subcontrol-origin: margin; left: 12px; padding: 0 4px; color: {c.text_dim}; }}
 QLabel#FieldHelp {{ color: {c.muted}; font-size: 8.5pt; }}
 QLabel#DialogTitle {{ font-size: 14pt; font-weight: 650; }}
@@ -225,7 +216,7 @@ def palette(c: Colors = COLORS) -> QPalette:
     return p
 
 
-def apply_theme(app: QApplication) -> None:
+def apply_theme(app: QApplication, *, icon: bool = True) -> None:
     # Fusion draws every control from the palette, so no platform grey leaks through.
     app.setStyle("Fusion")
     app.setPalette(palette())
@@ -235,11 +226,15 @@ def apply_theme(app: QApplication) -> None:
     font.setHintingPreference(QFont.HintingPreference.PreferNoHinting)
     app.setFont(font)
     app.setStyleSheet(stylesheet())
-    app.setWindowIcon(app_icon())
+    if icon:
+        app.setWindowIcon(app_icon())
 
 
 def draw_logo(painter: QPainter, size: float) -> None:
     """The NEXUS mark: a rounded violet tile with a bold "N" made of two linked nodes."""
+    from PySide6.QtCore import QPointF, QRectF, Qt
+    from PySide6.QtGui import QLinearGradient, QPainterPath, QPen
+
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     tile = QRectF(0, 0, size, size).adjusted(size * 0.04, size * 0.04, -size * 0.04, -size * 0.04)
     gradient = QLinearGradient(tile.topLeft(), tile.bottomRight())
@@ -269,6 +264,9 @@ def draw_logo(painter: QPainter, size: float) -> None:
 
 
 def logo_pixmap(size: int) -> QPixmap:
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+
     ratio = QGuiApplication.primaryScreen().devicePixelRatio() if QGuiApplication.primaryScreen() else 1.0
     pixmap = QPixmap(int(size * ratio), int(size * ratio))
     pixmap.fill(Qt.GlobalColor.transparent)
@@ -280,6 +278,8 @@ def logo_pixmap(size: int) -> QPixmap:
 
 
 def app_icon() -> QIcon:
+    from PySide6.QtCore import Qt
+
     icon = QIcon()
     for size in (16, 24, 32, 48, 64, 128, 256):
         pixmap = QPixmap(size, size)

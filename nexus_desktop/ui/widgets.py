@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+from typing import ClassVar
 
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QImage, QPainter, QPainterPath, QPixmap
@@ -43,6 +45,12 @@ def round_avatar(image_bytes: bytes | None, name: str, size: int) -> QPixmap:
     """The character's picture cropped to a circle, or their initials on a coloured circle."""
     screen = QGuiApplication.primaryScreen()
     ratio = screen.devicePixelRatio() if screen is not None else 1.0
+    return _round_avatar(image_bytes, name, size, ratio)
+
+
+@lru_cache(maxsize=256)
+def _round_avatar(image_bytes: bytes | None, name: str, size: int, ratio: float) -> QPixmap:
+    # Cached: every message shows its sender's avatar, and decoding a PNG each time adds up.
     side = int(size * ratio)
     result = QPixmap(side, side)
     result.fill(Qt.GlobalColor.transparent)
@@ -75,6 +83,38 @@ def round_avatar(image_bytes: bytes | None, name: str, size: int) -> QPixmap:
     painter.end()
     result.setDevicePixelRatio(ratio)
     return result
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when it does not fit, with the whole text as tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def text(self) -> str:
+        return self._full
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(24, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 4, super().sizeHint().height())
+
+    def resizeEvent(self, event: object) -> None:
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        self._elide()
+
+    def _elide(self) -> None:
+        elided = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(0, self.width()))
+        QLabel.setText(self, elided)
 
 
 class Avatar(QLabel):
@@ -123,7 +163,7 @@ class Banner(QFrame):
 
     closed = Signal()
 
-    _ICONS = {
+    _ICONS: ClassVar[dict[str, tuple[str, str]]] = {
         "error": ("alert", COLORS.danger),
         "warning": ("alert", COLORS.warning),
         "info": ("info", COLORS.accent),

@@ -1,0 +1,171 @@
+"""One turn of the loop for a zoo model: prepare its data, train, benchmark, gate, promote.
+
+``prepare`` and ``judge`` are plain functions so the CLI, the UI and the tests call the same code;
+the training in between is a ``JobManager`` job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from nexus_desktop.training.benchsuite import run_suite
+from nexus_desktop.training.datasets import DatasetError, write_jsonl
+from nexus_desktop.training.gate import Decision, policy_from, record_decision
+from nexus_desktop.training.hyperparams import default_hyperparameters, parameter_count
+from nexus_desktop.training.jobs import JobState
+from nexus_desktop.training.registry import AdapterRegistry
+from nexus_desktop.training.tables import AdapterEvent, GateDecisionRecord, TrainingJob
+from nexus_desktop.training.zoo import ZooSpec, candidate_count, chat_records
+
+EVAL_SHARE = 10
+"""One example in ten is held out for the trainer's eval loss (when there are at least 20)."""
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    spec: ZooSpec
+    base_model: Path
+    dataset: Path
+    eval_dataset: Path | None
+    train_examples: int
+    eval_examples: int
+    hyperparameters: dict[str, Any]
+    parameters: int | None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model_id": self.spec.id,
+            "base_model": str(self.base_model),
+            "parameters": self.parameters,
+            "dataset": str(self.dataset),
+            "eval_dataset": str(self.eval_dataset) if self.eval_dataset else None,
+            "train_examples": self.train_examples,
+            "eval_examples": self.eval_examples,
+            "hyperparameters": self.hyperparameters,
+        }
+
+
+def last_finished_job(engine: Engine, model_id: str, state: str = JobState.DONE) -> TrainingJob | None:
+    with Session(engine) as s:
+        query = select(TrainingJob).where(TrainingJob.model_id == model_id, TrainingJob.state == state)
+        return s.exec(query.order_by(col(TrainingJob.id).desc())).first()
+
+
+def new_candidates(engine: Engine, spec: ZooSpec) -> int:
+    """Examples collected since the model was last trained: what the threshold is measured against."""
+    last = last_finished_job(engine, spec.id)
+    since: datetime | None = last.created_at if last is not None else None
+    return candidate_count(engine, spec, since)
+
+
+def _held_out(chat: list[dict[str, str]]) -> bool:
+    digest = hashlib.sha256(json.dumps(chat, sort_keys=True).encode("utf-8")).digest()
+    return digest[0] % EVAL_SHARE == 0
+
+
+def prepare(engine: Engine, spec: ZooSpec, folder: Path, *, device: str = "auto") -> TrainingPlan:
+    """Write the training (and eval) JSONL for a spec and choose its hyperparameters."""
+    chats = chat_records(engine, spec)
+    if not chats:
+        raise DatasetError(
+            f"{spec.id} has no training examples yet; chat, rate replies or add a seed dataset."
+        )
+    train: list[list[dict[str, str]]] = []
+    held: list[list[dict[str, str]]] = []
+    for chat in chats:
+        (held if len(chats) >= 20 and _held_out(chat) else train).append(chat)
+    base_model = spec.base_model_path()
+    params = parameter_count(base_model)
+    hyperparameters = {
+        **default_hyperparameters(params, task_is_classifier=spec.labelled, device=device),
+        **spec.hyperparameters,
+    }
+    dataset = folder / f"{spec.id}-train.jsonl"
+    write_jsonl(({"messages": chat} for chat in train), dataset)
+    eval_dataset = None
+    if held:
+        eval_dataset = folder / f"{spec.id}-eval.jsonl"
+        write_jsonl(({"messages": chat} for chat in held), eval_dataset)
+    return TrainingPlan(
+        spec, base_model, dataset, eval_dataset, len(train), len(held), hyperparameters, params
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    record: GateDecisionRecord
+    promotion: AdapterEvent | None
+
+
+def _loss_metrics(job: TrainingJob | None) -> dict[str, float] | None:
+    if job is None:
+        return None
+    loss = job.eval_loss if job.eval_loss is not None else job.best_loss
+    return {"eval_loss": float(loss)} if loss is not None else None
+
+
+async def benchmark(
+    spec: ZooSpec, adapter: Path | None, *, repeats: int = 2, consistency_items: int = 20
+) -> dict[str, float]:
+    suite = spec.benchmark_path
+    if suite is None:
+        raise DatasetError(f"{spec.id} has no benchmark suite; add benchmark = ... to its zoo spec.")
+    return await run_suite(
+        spec.base_model_path(),
+        suite,
+        spec.labels,
+        spec.system_prompt,
+        adapter=adapter,
+        repeats=repeats,
+        consistency_items=consistency_items,
+    )
+
+
+async def judge(
+    engine: Engine, spec: ZooSpec, job: TrainingJob, *, repeats: int = 2, consistency_items: int = 20
+) -> Verdict:
+    """Benchmark the job's adapter against the active one and the base model, record the gate's
+    decision, and promote when the spec allows automatic promotion and the gate approves."""
+    if job.state != JobState.DONE or not job.gguf_adapter:
+        raise DatasetError(f"Training job {job.id} has no finished adapter to judge.")
+    registry = AdapterRegistry(engine)
+    active = registry.active(spec.id)
+    candidate_adapter = Path(job.gguf_adapter)
+    policy = policy_from(spec.gate)
+    if spec.benchmark and spec.labelled:
+        base = await benchmark(spec, None, repeats=repeats, consistency_items=consistency_items)
+        candidate = await benchmark(
+            spec, candidate_adapter, repeats=repeats, consistency_items=consistency_items
+        )
+        incumbent = (
+            await benchmark(spec, active.adapter_path, repeats=repeats, consistency_items=consistency_items)
+            if active is not None
+            else None
+        )
+    else:
+        # A chat model is judged by its held-out loss against the job that made the active adapter.
+        candidate = _loss_metrics(job) or {}
+        incumbent_job = None
+        if active is not None and active.job_id is not None:
+            with Session(engine) as s:
+                incumbent_job = s.get(TrainingJob, active.job_id)
+        incumbent = _loss_metrics(incumbent_job)
+        base = None
+    decision = policy.decide(candidate, incumbent, base)
+    record = record_decision(engine, spec.id, str(candidate_adapter), decision, job.id)
+    promotion = None
+    if spec.auto_promote and decision.promote:
+        assert record.id is not None
+        promotion = registry.promote_through_gate(
+            spec.id, candidate_adapter, spec.base_model_path(), decision, record.id, job.id
+        )
+    return Verdict(decision, record, promotion)

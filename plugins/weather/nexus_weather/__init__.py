@@ -1,0 +1,1 @@
+"""The weather module: current weather from an OpenWeatherMap-compatible HTTP API."""

@@ -1,0 +1,61 @@
+"""The app as a user starts it: a real process that shows its window and quits cleanly on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QMainWindow
+
+from nexus_desktop.ui.tray import Tray
+from tests import ui_support
+
+# Fixtures shared by the UI tests (the real window on a temporary data dir).
+core, data_dir, qt_loop, window = ui_support.core, ui_support.data_dir, ui_support.qt_loop, ui_support.window
+
+STARTED = "NEXUS Desktop started"
+
+
+def wait_for_log(log_file: Path, text: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log_file.exists() and text in log_file.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            pytest.fail(f"The app exited with {process.returncode} before starting:\n{output}")
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"The app did not log {text!r} within {timeout} s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_the_app_starts_and_quits_cleanly_on_a_signal(tmp_path: Path, signum: int) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "NEXUS_DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nexus_desktop"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_log(tmp_path / "logs" / "nexus.log", STARTED, process, timeout=180)
+        process.send_signal(signum)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert (tmp_path / "nexus.db").exists()
+
+
+def test_there_is_no_tray_offscreen_so_closing_the_window_quits(qtbot: Any, window: Any, core: Any) -> None:
+    assert not Tray.available()
+    assert Tray.create(QMainWindow(), lambda: None) is None
+    core.settings = core.settings.model_copy(update={"minimize_to_tray": True})
+    with qtbot.waitSignal(window.closed, timeout=10_000):
+        window.close()
+    assert not window.isVisible()
