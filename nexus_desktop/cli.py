@@ -170,7 +170,7 @@ def _characters(args: argparse.Namespace) -> int:
         print(f"Exported {character.name} to {args.file}")
         return 0
     finally:
-        core.store.close()
+        core.close()
 
 
 def _models_list() -> int:
@@ -178,10 +178,8 @@ def _models_list() -> int:
     from nexus_desktop.llm.catalog import default_model_path, list_models
 
     core = AppCore()
-    try:
-        settings = core.settings
-    finally:
-        core.store.close()
+    settings = core.settings
+    core.close()
     from nexus_desktop import paths
 
     models_dir = Path(settings.models_dir).expanduser() if settings.models_dir else paths.models_dir()

@@ -6,6 +6,7 @@ to the active model source.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from nexus_desktop.chat.sources import SourceManager
 from nexus_desktop.db.store import AsyncStore, Store
 from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
+from nexus_desktop.training.collector import Collector
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,11 @@ class AppCore:
         self.secrets = SecretStore()
         self.settings: Settings = self.store.load_settings()
         self.sources = SourceManager(lambda: self.settings, self.secrets.get)
-        self.chat = ChatService(self.db, self.sources.get, lambda: self.settings)
+        # Every reply, rating, edit, swipe choice and tool call becomes training data (issue: the loop).
+        self.collector = Collector(self.store.path)
+        self.chat = ChatService(
+            self.db, self.sources.get, lambda: self.settings, collect=self.collector.collect
+        )
         self.seed_default_characters()
 
     def seed_default_characters(self) -> None:
@@ -46,4 +52,9 @@ class AppCore:
 
     async def aclose(self) -> None:
         await self.sources.aclose()
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Store what the collector still holds and close the database (no model to stop)."""
+        self.collector.close()
         self.db.close()

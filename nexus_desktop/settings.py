@@ -34,6 +34,10 @@ class Settings(BaseModel):
 
     user_name: str = Field(default="You", min_length=1, max_length=64)
 
+    # Typed commands (/roll 2d6) always run tools; letting the model pick tools by itself costs two
+    # short extra generations per message, and small models misfire, so it is opt-in.
+    tools_by_model: bool = False
+
     # The trainer's Python (a venv with torch, and Unsloth on CUDA); empty means .venv-train.
     trainer_python: str = ""
 

@@ -195,3 +195,37 @@ def test_a_crashed_model_process_is_reported_and_the_next_message_works(core: Ap
 
     events = run(scenario())
     assert isinstance(events[-1], ReplySaved)
+
+
+def collected(core: AppCore) -> list[tuple[str, str]]:
+    """(kind, signal) of every stored training example."""
+    import sqlite3
+
+    assert core.collector.flush(30)
+    conn = sqlite3.connect(core.store.path)
+    try:
+        return [tuple(row) for row in conn.execute("SELECT kind, signal FROM training_example ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_ratings_corrections_edits_and_swipe_choices_become_training_data(core: AppCore) -> None:
+    async def scenario():  # type: ignore[no-untyped-def]
+        chat_id = await first_chat(core)
+        first = (await collect(core.chat.send(chat_id, "Name a star.")))[-1]
+        await collect(core.chat.regenerate(chat_id))
+        await collect(core.chat.send(chat_id, "And another?"))  # moving on picks the shown swipe
+        second = (await collect(core.chat.send(chat_id, "One more.")))[-1]
+        rated = await core.chat.rate_message(second.message.id, False, corrected="Vega, of course.")
+        await core.chat.edit_message(first.message.id, "Sirius, the brightest.")
+        return rated
+
+    rated = run(scenario())
+    assert rated.content == "Vega, of course." and rated.stats == {"corrected": True}
+    assert rated.swipe_stats[0]["rating"] == -1
+    examples = set(collected(core))
+    assert ("sft", "reply_saved") in examples
+    assert ("preference", "swipe") in examples  # the shown swipe beat the one passed over
+    assert {("sft", "correction"), ("preference", "correction")} <= examples
+    assert ("classification", "thumbs_down") in examples  # for the reply-quality evaluator
+    assert {("sft", "edit"), ("preference", "edit")} <= examples

@@ -37,6 +37,7 @@ from nexus_desktop.llm.contract import (
     TokenEvent,
 )
 from nexus_desktop.settings import Settings
+from nexus_desktop.training import examples as signals
 
 
 class EmptyMessageError(ValueError):
@@ -92,7 +93,13 @@ class ToolCalled:
 ChatEvent = UserMessageSaved | HistoryTrimmed | ToolCalled | ReplyToken | ReplySaved
 SourceGetter = Callable[[], Awaitable[ModelSource]]
 SettingsGetter = Callable[[], Settings]
+Collect = Callable[[signals.Signal], None]
+"""Hands a learning signal to the collector; never raises, never blocks (see training.collector)."""
 ToolsGetter = Callable[[], ToolProvider | None]
+
+
+def _turns(messages: tuple[ChatMessage, ...]) -> tuple[signals.Turn, ...]:
+    return tuple((m.role, m.content) for m in messages)
 
 
 def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
@@ -117,8 +124,10 @@ class ChatService:
         get_source: SourceGetter,
         get_settings: SettingsGetter,
         get_tools: ToolsGetter | None = None,
+        collect: Collect | None = None,
     ) -> None:
         self.db = db
+        self._collect: Collect = collect or (lambda _signal: None)
         self._get_source = get_source
         self._get_settings = get_settings
         self._get_tools = get_tools
@@ -155,6 +164,7 @@ class ChatService:
     async def send(self, chat_id: int, text: str) -> AsyncIterator[ChatEvent]:
         if not text.strip():
             raise EmptyMessageError()
+        await self._collect_swipe_choice(chat_id)
         user_message = await self.db.call(self.db.store.add_message, chat_id, "user", text)
         yield UserMessageSaved(user_message)
         async for event in self._reply(chat_id, regenerate_id=None, new_text=text):
@@ -219,6 +229,8 @@ class ChatService:
                 saved = await self.db.call(
                     self.db.store.add_message, chat_id, "assistant", output.text, stats
                 )
+            if output.stats.finish_reason != "cancelled":
+                self._collect(signals.ReplySaved(card.name, _turns(plan.messages), output.text))
             yield ReplySaved(saved, output)
         finally:
             self._run = None
@@ -234,7 +246,7 @@ class ChatService:
         if not tools:
             return None
         call: ToolCall | None = parse_command(text, tools)
-        if call is None:
+        if call is None and self._get_settings().tools_by_model:
             recent = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history]
             assert self._run is not None
             call = await decide_tool_call(source, recent, tools, context=self._run)
@@ -244,6 +256,7 @@ class ChatService:
             outcome: ToolOutcome = await provider.call_tool(call.name, call.arguments)
         except Exception as error:  # a provider fault must not lose the user's reply
             outcome = ToolResult(False, "", f"The tool {call.name} could not be run ({error}); try again.")
+        self._collect(signals.ToolCalled(text, call.name, dict(call.arguments), outcome.ok))
         record = ToolRecord.of(call, outcome)
         saved = await self.db.call(
             self.db.store.add_message, chat_id, "tool", record.message_text(), record.as_dict()
@@ -294,7 +307,42 @@ class ChatService:
     async def edit_message(self, message_id: int, text: str) -> Message:
         if not text.strip():
             raise EmptyMessageError()
-        return await self.db.call(self.db.store.edit_message, message_id, text)
+        before = await self.db.call(self.db.store.get_message, message_id)
+        edited = await self.db.call(self.db.store.edit_message, message_id, text)
+        if before.role == "assistant" and before.content != text:
+            name, context = await self._learning_context(before)
+            self._collect(signals.ReplyEdited(name, context, before.content, text))
+        return edited
+
+    async def rate_message(self, message_id: int, thumbs_up: bool, corrected: str | None = None) -> Message:
+        """Thumbs up or down on the shown reply; a corrected reply becomes a new swipe and is shown."""
+        message = await self.db.call(self.db.store.get_message, message_id)
+        if message.role != "assistant":
+            raise ValueError("Only the character's replies can be rated.")
+        name, context = await self._learning_context(message)
+        self._collect(signals.ReplyRated(name, context, message.content, thumbs_up, corrected or None))
+        rated = await self.db.call(self.db.store.set_rating, message_id, 1 if thumbs_up else -1)
+        if corrected and corrected.strip() and corrected != message.content:
+            rated = await self.db.call(self.db.store.add_swipe, message_id, corrected, {"corrected": True})
+        return rated
+
+    async def _collect_swipe_choice(self, chat_id: int) -> None:
+        """Moving on after regenerating means the shown alternative beat the others."""
+        messages = await self.db.call(self.db.store.list_messages, chat_id)
+        last = messages[-1] if messages else None
+        if last is None or last.role != "assistant" or len(last.swipes) < 2 or last.position == 0:
+            return
+        rejected = [text for i, text in enumerate(last.swipes) if i != last.swipe_index]
+        name, context = await self._learning_context(last)
+        self._collect(signals.SwipeChosen(name, context, last.content, rejected))
+
+    async def _learning_context(self, message: Message) -> tuple[str, tuple[signals.Turn, ...]]:
+        """The character's name and the chat turns before ``message``, as the collector wants them."""
+        chat = await self.db.call(self.db.store.get_chat, message.chat_id)
+        card = await self._card(chat.character_id)
+        history = await self.db.call(self.db.store.list_messages, message.chat_id)
+        before = [m for m in history if m.position < message.position]
+        return card.name, tuple((m.role, m.content) for m in before)
 
     async def delete_message(self, message_id: int) -> None:
         await self.db.call(self.db.store.delete_message, message_id)

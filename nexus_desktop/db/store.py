@@ -193,6 +193,16 @@ class Store:
 
         return self._change_message(message_id, edit)
 
+    def set_rating(self, message_id: int, rating: int) -> Message:
+        """Record +1 or -1 on the shown alternative (kept beside its generation figures)."""
+
+        def rate(message: Message) -> None:
+            stats = self._padded_stats(message)
+            stats[message.swipe_index] = {**(stats[message.swipe_index] or {}), "rating": rating}
+            message.swipe_stats = stats
+
+        return self._change_message(message_id, rate)
+
     def delete_message(self, message_id: int) -> None:
         with self._session() as s:
             message = s.get(Message, message_id)

@@ -5,6 +5,7 @@
     discovered -> validated -> awaiting_approval -> enabled <-> disabled
                                                       |  ^
                    failed <---------------------------+  |  (a failure; recovers once approved)
+                   failed (validation failed: blocks approval) -> validated, after a passing one
                    quarantined (too many failures, or by hand) -> awaiting_approval
 
 A module only becomes ``enabled`` while the hash of its files equals the hash the user approved.
@@ -165,8 +166,9 @@ class ModuleLifecycle:
             self._move(s, row, S.AWAITING_APPROVAL, "its files changed since you approved them")
         elif row.state == S.ENABLED and changed and row.approved_hash != row.content_hash:
             row.reason = "its files changed; developer mode keeps it enabled"
-        if row.state == S.FAILED and row.failure_count == 0:
+        if row.state == S.FAILED and row.failure_count == 0 and not _failed_validation(row):
             # Broken on disk earlier (not at run time), valid now: back on the normal path.
+            # A failed validation is different: only a passing re-validation lifts it.
             self._move(s, row, S.VALIDATED, "its manifest and files pass the checks again")
             self._settle(s, row)
 
@@ -196,7 +198,12 @@ class ModuleLifecycle:
     # User actions -------------------------------------------------------------------------
 
     def approve(
-        self, name: str, *, expected_hash: str | None = None, access: list[str] | None = None
+        self,
+        name: str,
+        *,
+        expected_hash: str | None = None,
+        access: list[str] | None = None,
+        reason: str = "approved by you",
     ) -> ModuleRecord:
         """Approve the active version's current files and enable it.
 
@@ -206,6 +213,11 @@ class ModuleLifecycle:
         """
         with self._session() as s:
             row = self._row(s, name)
+            if _failed_validation(row):
+                raise TransitionError(
+                    f"{name} failed validation ({row.reason.rstrip('.')}), so it cannot be approved; "
+                    "fix it and validate it again."
+                )
             if expected_hash is not None and expected_hash != row.content_hash:
                 raise TransitionError(
                     f"The files of {name} changed while you were reviewing them; "
@@ -222,7 +234,7 @@ class ModuleLifecycle:
                 self._log(s, row, S.ENABLED.value, "approved again by you")
                 row.reason = "approved again by you"
                 s.add(row)
-            self._move(s, row, S.ENABLED, "approved by you")
+            self._move(s, row, S.ENABLED, reason)
             s.commit()
             return row
 
@@ -295,6 +307,32 @@ class ModuleLifecycle:
             s.commit()
             return row
 
+    def record_validation(self, name: str, report: dict[str, Any]) -> ModuleRecord:
+        """Store a validation report; a failed one blocks approval until a passing one lifts it.
+
+        Failing: the module becomes ``failed`` with the report's reason (a quarantined one stays
+        put).  Passing, after a failed validation: ``failed -> validated ->`` awaiting approval
+        (or enabled when exactly these files were approved before).  Run-time failure counts are
+        not touched: a validation is a check, not a crash.
+        """
+        with self._session() as s:
+            row = self._row(s, name)
+            was_blocked = _failed_validation(row)
+            row.last_report = {**report, "kind": "validation"}
+            s.add(row)
+            if not report.get("ok"):
+                reason = f"validation failed: {str(report.get('error') or 'a check failed').rstrip('.')}"
+                if row.state in (S.QUARANTINED, S.FAILED):
+                    row.reason = reason
+                else:
+                    self._move(s, row, S.FAILED, reason)
+                row.failure_count = 0 if row.state == S.FAILED else row.failure_count
+            elif row.state == S.FAILED and (was_blocked or row.failure_count == 0):
+                self._move(s, row, S.VALIDATED, "it passed validation")
+                self._settle(s, row)
+            s.commit()
+            return row
+
     def record_success(self, name: str, report: dict[str, Any]) -> ModuleRecord:
         with self._session() as s:
             row = self._row(s, name)
@@ -359,3 +397,9 @@ class ModuleLifecycle:
                 name=row.name, version=row.version, from_state=previous, to_state=target, reason=reason
             )
         )
+
+
+def _failed_validation(row: ModuleRecord) -> bool:
+    """The last report is a failed validation: only a passing one lifts it, even after an edit."""
+    report = row.last_report or {}
+    return report.get("kind") == "validation" and not report.get("ok")

@@ -1,0 +1,1 @@
+"""Lets ``pytest tests/`` import the module's package when run from this folder."""
