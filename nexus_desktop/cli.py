@@ -63,6 +63,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
+    _log_to_file()
     try:
         if args.command == "chat":
             return asyncio.run(_chat(args))
@@ -92,8 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def _log_to_file() -> None:
+    """Warnings go to the log file, not between the reply's words on the terminal."""
+    try:
+        from nexus_desktop import paths
+        from nexus_desktop.logs import setup_logging
+
+        setup_logging(paths.log_dir())
+    except OSError:
+        pass  # an unwritable data dir is reported by the command itself
+
+
 async def _chat(args: argparse.Namespace) -> int:
-    from nexus_desktop.chat.service import HistoryTrimmed, ReplySaved, ReplyToken
+    from nexus_desktop.chat.service import HistoryTrimmed, ReplySaved, ReplyToken, ToolCalled
     from nexus_desktop.core import AppCore
 
     core = AppCore()
@@ -105,6 +117,8 @@ async def _chat(args: argparse.Namespace) -> int:
         if args.max_tokens:
             core.settings = core.settings.model_copy(update={"max_tokens": args.max_tokens})
         assert character.id is not None
+        if args.message.lstrip().startswith("/") or core.settings.tools_by_model:
+            await core.start_modules(watch=False)  # tools run in the modules' own processes
         if args.new:
             chat, _ = await core.chat.new_chat(character.id)
         else:
@@ -114,6 +128,8 @@ async def _chat(args: argparse.Namespace) -> int:
             if isinstance(event, ReplyToken):
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
+            elif isinstance(event, ToolCalled):
+                print(f"[tool] {event.message.content}", file=sys.stderr, flush=True)
             elif isinstance(event, HistoryTrimmed):
                 print(f"note: {event.notice}", file=sys.stderr)
             elif isinstance(event, ReplySaved):

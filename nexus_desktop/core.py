@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nexus_desktop import paths
 from nexus_desktop.cards.defaults import default_cards
@@ -16,9 +17,13 @@ from nexus_desktop.cards.io import card_to_record
 from nexus_desktop.chat.service import ChatService
 from nexus_desktop.chat.sources import SourceManager
 from nexus_desktop.db.store import AsyncStore, Store
+from nexus_desktop.modules.service import ModuleService
 from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
 from nexus_desktop.training.collector import Collector
+
+if TYPE_CHECKING:
+    from nexus_desktop.modules.watch import ModuleWatcher
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,21 @@ class AppCore:
         self.sources = SourceManager(lambda: self.settings, self.secrets.get)
         # Every reply, rating, edit, swipe choice and tool call becomes training data (issue: the loop).
         self.collector = Collector(self.store.path)
+        developer_dir = self.settings.modules_developer_dir
+        self.modules = ModuleService(
+            self.store.engine,
+            self.secrets,
+            developer_dir=Path(developer_dir).expanduser() if developer_dir else None,
+            developer_mode=self.settings.modules_developer_mode,
+        )
+        self._modules_started = False
+        self._watcher: ModuleWatcher | None = None
         self.chat = ChatService(
-            self.db, self.sources.get, lambda: self.settings, collect=self.collector.collect
+            self.db,
+            self.sources.get,
+            lambda: self.settings,
+            get_tools=lambda: self.modules.supervisor if self._modules_started else None,
+            collect=self.collector.collect,
         )
         self.seed_default_characters()
 
@@ -46,11 +64,26 @@ class AppCore:
             self.store.add_character(name, record, avatar, builtin=True)
         log.info("Added the default characters")
 
+    async def start_modules(self, *, watch: bool = True) -> None:
+        """Start every enabled module in its own process, and reload them on save if asked."""
+        if self._modules_started:
+            return
+        await self.modules.start()
+        self._modules_started = True
+        if watch:
+            from nexus_desktop.modules.watch import ModuleWatcher
+
+            self._watcher = ModuleWatcher(self.modules)
+            await self._watcher.start()
+
     async def update_settings(self, settings: Settings) -> None:
         self.settings = settings
         await self.db.call(self.store.save_settings, settings)
 
     async def aclose(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.aclose()
+        await self.modules.aclose()
         await self.sources.aclose()
         await asyncio.to_thread(self.close)
 

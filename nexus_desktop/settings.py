@@ -38,6 +38,10 @@ class Settings(BaseModel):
     # short extra generations per message, and small models misfire, so it is opt-in.
     tools_by_model: bool = False
 
+    # Modules: developer mode reloads the user's own modules folder on save without re-approval.
+    modules_developer_mode: bool = False
+    modules_developer_dir: str = ""
+
     # The trainer's Python (a venv with torch, and Unsloth on CUDA); empty means .venv-train.
     trainer_python: str = ""
 

@@ -68,7 +68,11 @@ def test_an_installed_module_waits_for_approval_then_its_tool_answers(tmp_path: 
 
     async def body(service: ModuleService) -> None:
         card = await service.install(source)
-        assert (card.name, card.state, card.badge) == ("quote-of-the-day", "awaiting_approval", "Needs approval")
+        assert (card.name, card.state, card.badge) == (
+            "quote-of-the-day",
+            "awaiting_approval",
+            "Needs approval",
+        )
         assert await service.call_tool("quote-of-the-day.today") == await service.call_tool(
             "quote-of-the-day.today"
         )  # not running: both are the same refusal

@@ -52,10 +52,33 @@ def test_the_app_starts_and_quits_cleanly_on_a_signal(tmp_path: Path, signum: in
     assert (tmp_path / "nexus.db").exists()
 
 
-def test_there_is_no_tray_offscreen_so_closing_the_window_quits(qtbot: Any, window: Any, core: Any) -> None:
-    assert not Tray.available()
+def test_without_a_tray_closing_the_window_quits_even_with_minimise_to_tray(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    if Tray.available():
+        pytest.skip("this desktop has a system tray (offscreen has none)")
     assert Tray.create(QMainWindow(), lambda: None) is None
     core.settings = core.settings.model_copy(update={"minimize_to_tray": True})
     with qtbot.waitSignal(window.closed, timeout=10_000):
         window.close()
     assert not window.isVisible()
+
+
+def test_with_a_tray_closing_hides_to_it_and_quit_there_quits(qtbot: Any, window: Any, core: Any) -> None:
+    if not Tray.available():
+        pytest.skip("this desktop has no system tray (run under Xvfb with a tray such as trayer)")
+    quits: list[bool] = []
+    tray = Tray.create(window, lambda: quits.append(True))
+    assert tray is not None
+    window.set_tray(tray)
+    core.settings = core.settings.model_copy(update={"minimize_to_tray": True})
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+
+    window.close()
+    assert not window.isVisible() and closed == []
+    tray.toggle_window()
+    qtbot.waitUntil(window.isVisible, timeout=10_000)
+    tray.quit_action.trigger()
+    assert quits == [True]
+    tray.hide()

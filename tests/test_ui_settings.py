@@ -15,9 +15,18 @@ from PySide6.QtWidgets import QMessageBox
 from nexus_desktop.chat.sources import REMOTE_KEY_NAME
 from nexus_desktop.db.store import Store
 from nexus_desktop.ui import settings_dialog
+from nexus_desktop.ui.ops import wait_for_running_ops
 from nexus_desktop.ui.settings_dialog import SettingsDialog
 from tests import ui_support
-from tests.ui_support import LONG, banner_texts, needs_model, type_and_send, wait_model_ready, wait_reply_done
+from tests.ui_support import (
+    LONG,
+    banner_texts,
+    needs_model,
+    run,
+    type_and_send,
+    wait_model_ready,
+    wait_reply_done,
+)
 
 # Fixtures shared by the UI tests (the real window on a temporary data dir).
 core, data_dir, qt_loop, window = ui_support.core, ui_support.data_dir, ui_support.qt_loop, ui_support.window
@@ -49,6 +58,7 @@ def test_saved_settings_apply_at_once_and_persist(qtbot: Any, window: Any, core:
     save(qtbot, dialog)
 
     qtbot.waitUntil(lambda: core.settings.user_name == "Captain", timeout=LONG)
+    run(qtbot, wait_for_running_ops())  # the write to the database finishes in the background
     assert not dialog.isVisible()
     assert core.settings.max_tokens == 77 and core.settings.temperature == pytest.approx(0.3)
     assert Store(core.store.path).load_settings().user_name == "Captain"

@@ -12,6 +12,7 @@ on discovery with the audit reason ``BUNDLED_REASON``; everything else waits for
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import sys
 from collections.abc import Callable
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BUNDLED_REASON = "bundled with NEXUS Desktop"
 REPO_PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
+_MAY_RUN = (ModuleState.ENABLED, ModuleState.FAILED)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class ModuleView:
             "approve": state in (ModuleState.AWAITING_APPROVAL, ModuleState.DISABLED)
             or (state == ModuleState.QUARANTINED),
             "enable": state == ModuleState.DISABLED,
-            "disable": state in (ModuleState.ENABLED, ModuleState.FAILED, ModuleState.AWAITING_APPROVAL),
+            "disable": state in (ModuleState.ENABLED, ModuleState.FAILED),
             "update": card.source == "user",
             "rollback": card.source == "user" and any(v != card.version for v in card.versions),
             "uninstall": card.source == "user",
@@ -131,10 +133,16 @@ class ModuleService:
 
     # Reading ------------------------------------------------------------------------------
 
-    async def list(self) -> list[ModuleView]:
+    async def list(self) -> builtins.list[ModuleView]:
         """Every module as a gallery card, read fresh from disk and the database."""
         cards, credentials = await self._run(self._cards)
         status = self.supervisor.status()
+        for card in cards:
+            running = status.get(card.name)
+            if running is not None and running.state == "running" and card.state not in _MAY_RUN:
+                # Refreshing took its approval away (its files changed): stop the old process now.
+                await self.supervisor.stop_module(card.name)
+                status = self.supervisor.status()
         return [ModuleView(card, status.get(card.name), credentials.get(card.path, [])) for card in cards]
 
     async def get(self, name: str) -> ModuleView:
@@ -148,7 +156,7 @@ class ModuleService:
         record = await self._run(self.host.lifecycle.get, name)
         return record.last_report
 
-    async def history(self, name: str) -> list[tuple[str, str, str]]:
+    async def history(self, name: str) -> builtins.list[tuple[str, str, str]]:
         """(to_state, reason, when) per audit entry, oldest first."""
         events = await self._run(self.host.lifecycle.history, name)
         return [(e.to_state, e.reason, str(e.at)) for e in events]
@@ -170,7 +178,7 @@ class ModuleService:
         return card
 
     async def validate(self, name: str) -> dict[str, Any]:
-        """Check the active version in sandboxed processes and record the report (blocks approval if failed)."""
+        """Check the active version in sandboxed processes; record the report (a failure blocks approval)."""
         record = await self._run(self.host.lifecycle.get, name)
         bundled = record.source == "bundled"
         report = await asyncio.get_running_loop().run_in_executor(
@@ -214,7 +222,9 @@ class ModuleService:
         await self._run(self.host.uninstall, name, version)
         self._changed()
 
-    async def set_credential(self, module: str, credential: str, value: str, *, session_only: bool = False) -> None:
+    async def set_credential(
+        self, module: str, credential: str, value: str, *, session_only: bool = False
+    ) -> None:
         """Keep a module's declared credential (keyring, or memory only) and reload the module.
 
         Raises ``KeyringUnavailableError`` when the keyring cannot take it; then offer
@@ -242,7 +252,7 @@ class ModuleService:
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> ToolResult:
         return await self.supervisor.call_tool(name, arguments or {})
 
-    def job_command(self, kind: str, target: str) -> list[str]:
+    def job_command(self, kind: str, target: str) -> builtins.list[str]:
         """A command line that runs an install or validation as its own (cancellable) process."""
         command = [sys.executable, "-m", "nexus_desktop.modules.job", kind, target]
         command += ["--db", str(self.engine.url.database)]
@@ -288,10 +298,12 @@ class ModuleService:
                 # Our own code, reviewed and shipped with the app: approved, with an audit entry.
                 self.host.lifecycle.approve(row.name, expected_hash=row.content_hash, reason=BUNDLED_REASON)
 
-    def _cards(self) -> tuple[list[ModuleCard], dict[str, list[CredentialInfo]]]:
+    def _cards(self) -> tuple[builtins.list[ModuleCard], dict[str, builtins.list[CredentialInfo]]]:
         found = self.host.refresh()
         credentials = {
-            str(item.path): [CredentialInfo(c.name, c.instructions, c.url, c.required) for c in item.manifest.credentials]
+            str(item.path): [
+                CredentialInfo(c.name, c.instructions, c.url, c.required) for c in item.manifest.credentials
+            ]
             for item in found
             if item.manifest is not None
         }

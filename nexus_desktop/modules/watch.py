@@ -1,6 +1,7 @@
 """Hot reload: watch enabled modules' folders and act on a change within a fraction of a second.
 
-A change (debounced, ``DEBOUNCE_SECONDS``) re-hashes the module.  An approved module in the
+A change (debounced: ``DEBOUNCE_SECONDS`` after the last event, or ``SETTLE_SECONDS`` once the
+writer closed the file) re-hashes the module.  An approved module in the
 user's own developer folder, with developer mode on, is reloaded at once
 (``ModuleSupervisor.reload_module``); any other module goes back to awaiting approval
 (``ModuleHost.refresh``) and its process is stopped.  Qt-free: watchdog's thread hands events
@@ -24,6 +25,7 @@ from nexus_desktop.modules.service import ModuleService
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.1
+SETTLE_SECONDS = 0.02
 
 
 class _Handler(FileSystemEventHandler):
@@ -34,10 +36,14 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return  # reads are not changes
+        if event.is_directory and event.event_type == "modified":
+            return  # follows every change of a file in it; the file's own event says it all
         path = str(event.src_path)
         if any(part in IGNORED_DIRS for part in Path(path).parts) or path.endswith((".pyc", "~", ".swp")):
             return
-        self.watcher.loop.call_soon_threadsafe(self.watcher.changed, self.name)
+        # A closed-after-write or renamed-into-place file is complete: no need to wait out a burst.
+        complete = event.event_type in ("closed", "moved")
+        self.watcher.loop.call_soon_threadsafe(self.watcher.changed, self.name, complete)
 
 
 class ModuleWatcher:
@@ -52,7 +58,6 @@ class ModuleWatcher:
         self._watches: dict[str, tuple[str, ObservedWatch]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._busy: dict[str, asyncio.Task[None]] = {}
-        self._listener = lambda: self.loop.call_soon(self._sync_soon)
         self._sync_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -95,12 +100,17 @@ class ModuleWatcher:
                 watch = self._observer.schedule(_Handler(self, name), path, recursive=True)
                 self._watches[name] = (path, watch)
 
-    def changed(self, name: str) -> None:
-        """A file of ``name`` changed (on the loop): act once the burst of events is over."""
+    def changed(self, name: str, complete: bool = False) -> None:
+        """A file of ``name`` changed (on the loop): act once the burst of events is over.
+
+        ``complete``: the writer closed the file (or renamed it into place), so the wait is
+        ``SETTLE_SECONDS`` instead of the full debounce; a further event still restarts it.
+        """
         timer = self._timers.pop(name, None)
         if timer is not None:
             timer.cancel()
-        self._timers[name] = self.loop.call_later(self.debounce, self._fire, name)
+        delay = min(self.debounce, SETTLE_SECONDS) if complete else self.debounce
+        self._timers[name] = self.loop.call_later(delay, self._fire, name)
 
     def _fire(self, name: str) -> None:
         self._timers.pop(name, None)
@@ -116,8 +126,10 @@ class ModuleWatcher:
         try:
             record = await service._run(service.host.lifecycle.get, name)
             if service.developer_mode and record.source == "developer" and record.approved_hash:
-                await service._run(service.host.refresh)  # keeps the row's hash current, audited
+                # The supervisor hashes the files again before launching; the row's own hash
+                # catches up right after, off the critical path of "save -> new code answers".
                 await service.supervisor.reload_module(name)
+                await service._run(service.host.refresh)
                 self.reloads += 1
                 log.info("Reloaded developer module %s", name)
             else:
@@ -128,6 +140,9 @@ class ModuleWatcher:
             log.warning("Reloading module %s failed: %s", name, error)
         finally:
             service._changed()
+
+    def _listener(self) -> None:
+        self.loop.call_soon(self._sync_soon)  # the service changed: follow its enabled modules
 
     def _sync_soon(self) -> None:
         if self._sync_task is None or self._sync_task.done():

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QListWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -22,7 +23,7 @@ from nexus_desktop.training.service import GateView
 from nexus_desktop.ui.theme import COLORS
 from nexus_desktop.ui.widgets import set_style_property
 
-COLUMNS = ("Candidate", "Incumbent", "Base model")
+COLUMNS = ("Metric", "Candidate", "Incumbent", "Base model")
 
 
 def verdict_text(view: GateView) -> tuple[str, str]:
@@ -73,14 +74,29 @@ class GateDecisionView(QWidget):
         self.table.setObjectName("GateTable")
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().setDefaultSectionSize(30)
+        self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setDefaultAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.table.horizontalHeader().setDefaultAlignment(
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        )
+        metric_header = self.table.horizontalHeaderItem(0)
+        assert metric_header is not None
+        metric_header.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.setShowGrid(False)
         self.table.setFrameShape(QFrame.Shape.NoFrame)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.table, 2)
+
+        history_label = QLabel("DECISION HISTORY")
+        history_label.setObjectName("SectionLabel")
+        layout.addWidget(history_label)
+        self.history = QListWidget()
+        self.history.setObjectName("GateHistory")
+        self.history.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.history.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        layout.addWidget(self.history, 1)
 
         self.override = QLabel("")
         self.override.setObjectName("GateOverride")
@@ -94,7 +110,9 @@ class GateDecisionView(QWidget):
         if view is None:
             self.verdict.setText("JUDGING" if judging else "PENDING")
             set_style_property(self.verdict, "state", "pending")
-            self.title.setText("The gate is benchmarking this adapter…" if judging else "No gate decision yet")
+            self.title.setText(
+                "The gate is benchmarking this adapter…" if judging else "No gate decision yet"
+            )
             self.policy.setText("")
             self.table.setRowCount(0)
             self.override.hide()
@@ -111,6 +129,17 @@ class GateDecisionView(QWidget):
         self.override.setText(view.override)
         self.override.setVisible(bool(view.override))
 
+    def show_history(self, views: list[GateView]) -> None:
+        """Every decision for the model, newest first, one line each."""
+        lines = []
+        for view in views:
+            text, _ = verdict_text(view)
+            job = f"job {view.job_id}" if view.job_id is not None else "by hand"
+            lines.append(f"{view.at.astimezone():%m-%d %H:%M}  {text.lower():<9} {job} · {view.reason}")
+        if lines != [self.history.item(i).text() for i in range(self.history.count())]:
+            self.history.clear()
+            self.history.addItems(lines)
+
     def _fill_table(self, view: GateView) -> None:
         columns = (view.candidate, view.incumbent, view.base)
         metrics: list[str] = []
@@ -119,19 +148,17 @@ class GateDecisionView(QWidget):
                 if name not in metrics:
                     metrics.append(name)
         self.table.setRowCount(len(metrics))
-        self.table.setVerticalHeaderLabels(
-            [f"{m} {'↓' if m in LOWER_IS_BETTER else '↑'}" for m in metrics]
-        )
         for row, metric in enumerate(metrics):
+            label = QTableWidgetItem(f"{metric} {'↓' if metric in LOWER_IS_BETTER else '↑'}")
+            label.setForeground(QColor(COLORS.text_dim))
+            self.table.setItem(row, 0, label)
             candidate = view.candidate.get(metric)
-            for column, values in enumerate(columns):
-                value = (values or {}).get(metric)
-                item = QTableWidgetItem(_number(value))
+            for column, values in enumerate(columns, start=1):
+                item = QTableWidgetItem(_number((values or {}).get(metric)))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if column == 0 and candidate is not None:
-                    others = [v.get(metric) for v in (view.incumbent, view.base) if v and v.get(metric) is not None]
-                    if others:
-                        lower = metric in LOWER_IS_BETTER
-                        best = all((candidate <= o) if lower else (candidate >= o) for o in others if o is not None)
-                        item.setForeground(QColor(COLORS.success if best else COLORS.danger))
+                others = [v[metric] for v in (view.incumbent, view.base) if v and v.get(metric) is not None]
+                if column == 1 and candidate is not None and others:
+                    lower = metric in LOWER_IS_BETTER
+                    best = all(candidate <= o if lower else candidate >= o for o in others)
+                    item.setForeground(QColor(COLORS.success if best else COLORS.danger))
                 self.table.setItem(row, column, item)

@@ -1,0 +1,186 @@
+"""The approval dialog: exactly what a module asks for, how its checks went, and the files' hash.
+
+Approving records the approval with that hash (``ModuleHost.approve``), so what runs is what was
+shown.  When the last validation of these files failed, Approve is disabled and says why.
+``ReportDialog`` shows a validation or run-time report in words.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nexus_desktop.modules.registry import ApprovalRequest
+from nexus_desktop.ui.module_card import MODULES_STYLE, report_summary
+from nexus_desktop.ui.theme import COLORS
+from nexus_desktop.ui.widgets import push_button
+
+NOTHING_ASKED = "Nothing beyond its own folder: no network, no other files, no programs, no secrets."
+TRUST_NOTE = (
+    "Approving lets this module's code run on your computer with the access above. NEXUS checks "
+    "what it can and enforces these limits, but it cannot prove code is harmless: approve only "
+    "modules you trust."
+)
+
+
+def refusal_reason(request: ApprovalRequest, report: dict[str, Any] | None) -> str | None:
+    """Why approval is refused, or None: the last validation of these files failed."""
+    if not report or report.get("kind") != "validation" or report.get("ok"):
+        return None
+    error = str(report.get("error") or "a check failed").rstrip(".")
+    return f"It cannot be approved: its validation failed ({error}). Fix it, then validate it again."
+
+
+def report_lines(report: dict[str, Any] | None) -> list[str]:
+    """A report in words, one line each (checks with a mark, then their problems)."""
+    if not report:
+        return ["No report yet."]
+    lines = [report_summary(report)]
+    for check in report.get("checks") or []:
+        mark = "✓" if check.get("ok") else "✗"
+        lines.append(f"{mark}  {check.get('name', '?')}: {check.get('message', '')}")
+        lines += [f"      {problem}" for problem in (check.get("problems") or [])[1:6]]
+    for key in ("op", "error"):
+        if key in report and report.get("kind") != "validation":
+            lines.append(f"{key}: {report[key]}")
+    lines += [f"stderr: {line}" for line in report.get("stderr") or []]
+    return lines
+
+
+def report_html(report: dict[str, Any] | None) -> str:
+    """The report for the dialog: the summary in bold, passed checks green, failed ones red."""
+    if not report:
+        return "No validation yet."
+    rows = [f"<b style='color:{COLORS.text}'>{escape(report_summary(report))}</b>"]
+    for check in report.get("checks") or []:
+        ok = bool(check.get("ok"))
+        mark = f"<span style='color:{COLORS.success if ok else COLORS.danger}'>{'✓' if ok else '✗'}</span>"
+        name, message = escape(str(check.get("name", "?"))), escape(str(check.get("message", "")))
+        rows.append(f"{mark}&nbsp;&nbsp;{name}: {message}")
+    return "<br>".join(rows)
+
+
+def _box(heading: str, body: QWidget | None = None, text: str = "") -> QFrame:
+    box = QFrame()
+    box.setObjectName("ReviewBox")
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(14, 10, 14, 12)
+    layout.setSpacing(6)
+    title = QLabel(heading.upper())
+    title.setObjectName("ReviewHeading")
+    layout.addWidget(title)
+    if text:
+        label = QLabel(text)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(label)
+    if body is not None:
+        layout.addWidget(body)
+    return box
+
+
+class ApprovalDialog(QDialog):
+    def __init__(
+        self, request: ApprovalRequest, report: dict[str, Any] | None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.request = request
+        self.setWindowTitle(f"Approve {request.display_name}")
+        self.setStyleSheet(MODULES_STYLE)
+        self.setMinimumWidth(600)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(24, 22, 24, 18)
+        outer.setSpacing(12)
+
+        title = QLabel(f"Approve {request.display_name}?")
+        title.setObjectName("DialogTitle")
+        outer.addWidget(title)
+        origin = {"built-in": "built-in", "generated": "generated"}.get(request.origin, "installed by you")
+        meta = QLabel(
+            f"{request.name} {request.version} · by {request.author or 'an unknown author'} · {origin}"
+        )
+        meta.setObjectName("PageSubtitle")
+        outer.addWidget(meta)
+
+        self.access_lines = list(request.access) or [NOTHING_ASKED]
+        access = QLabel("\n".join(f"•  {line}" for line in self.access_lines))
+        access.setWordWrap(True)
+        outer.addWidget(_box("It asks for", access))
+
+        if request.credentials:
+            secrets = "\n\n".join(f"{name}: {how}" for name, how in request.credentials)
+            outer.addWidget(_box("Secrets it needs (kept in your OS keyring)", text=secrets))
+
+        self.report_view = QLabel(report_html(report))
+        self.report_view.setObjectName("ReportView")
+        self.report_view.setTextFormat(Qt.TextFormat.RichText)
+        self.report_view.setWordWrap(True)
+        self.report_view.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(_box("Validation", self.report_view))
+
+        digest = QLabel(request.content_hash)
+        digest.setObjectName("Hash")
+        digest.setWordWrap(True)
+        digest.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(_box("Content hash (what you approve)", digest))
+
+        self.refusal = refusal_reason(request, report)
+        note = QLabel(self.refusal or TRUST_NOTE)
+        note.setObjectName("RefusalNote" if self.refusal else "WarningNote")
+        note.setWordWrap(True)
+        outer.addWidget(note)
+        if not self.refusal and not report:
+            self.unvalidated_note = QLabel(
+                "It has not been validated yet; Validate on its card checks it first."
+            )
+            self.unvalidated_note.setObjectName("WarningNote")
+            outer.addWidget(self.unvalidated_note)
+
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.cancel_button = push_button("Cancel")
+        self.cancel_button.clicked.connect(self.reject)
+        self.approve_button = push_button("Approve and enable", role="primary", icon_name="check")
+        self.approve_button.clicked.connect(self.accept)
+        self.approve_button.setEnabled(self.refusal is None)
+        if self.refusal:
+            self.approve_button.setToolTip(self.refusal)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.approve_button)
+        outer.addLayout(buttons)
+
+
+class ReportDialog(QDialog):
+    def __init__(self, title: str, report: dict[str, Any] | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setStyleSheet(MODULES_STYLE)
+        self.resize(640, 420)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(20, 18, 20, 16)
+        heading = QLabel(title)
+        heading.setObjectName("DialogTitle")
+        layout.addWidget(heading)
+        self.text = QPlainTextEdit("\n".join(report_lines(report)))
+        self.text.setReadOnly(True)
+        layout.addWidget(self.text, 1)
+        close = push_button("Close")
+        close.clicked.connect(self.accept)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(close)
+        layout.addLayout(row)
+
+
+__all__ = ["ApprovalDialog", "ReportDialog", "refusal_reason", "report_lines"]

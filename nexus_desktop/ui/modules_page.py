@@ -1,0 +1,267 @@
+"""The Modules page: a gallery of module cards, installs and validations with progress and cancel.
+
+    page = ModulesPage()
+    page.bind(core.modules)   # a ModuleService
+
+Installs and validations run in their own processes through ``InstallQueue``; every other action
+is a ``QueryOp`` on the service.  Nothing here blocks the Qt thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nexus_desktop.modules.registry import ApprovalRequest
+from nexus_desktop.modules.service import ModuleService, ModuleView
+from nexus_desktop.ui.approval_dialog import ApprovalDialog, ReportDialog
+from nexus_desktop.ui.credential_dialog import CredentialDialog
+from nexus_desktop.ui.install_queue import InstallJob, InstallQueue
+from nexus_desktop.ui.module_card import MODULES_STYLE, ModuleCardWidget
+from nexus_desktop.ui.ops import QueryOp
+from nexus_desktop.ui.widgets import BannerArea, push_button
+
+ARCHIVE_FILTER = "Module archives (*.zip *.whl);;All files (*)"
+COLUMNS = 2
+
+
+class ModulesPage(QWidget):
+    refreshed = Signal()
+    """The cards now show the service's latest state."""
+    dialog_opened = Signal(QWidget)
+    """An approval, report or secret dialog was opened (tests and screenshots use it)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ModulesPage")
+        self.setStyleSheet(MODULES_STYLE)
+        self.service: ModuleService | None = None
+        self.views: dict[str, ModuleView] = {}
+        self.cards: dict[str, ModuleCardWidget] = {}
+        self.queue = InstallQueue(self)
+        self._refresh_timer = QTimer(self, singleShot=True, interval=50)
+        self._refresh_timer.timeout.connect(self.refresh)
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        header = QFrame()
+        header.setObjectName("PageHeader")
+        header.setFixedHeight(68)
+        row = QHBoxLayout(header)
+        row.setContentsMargins(24, 10, 20, 10)
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        title = QLabel("Modules")
+        title.setObjectName("PageTitle")
+        subtitle = QLabel("Tools, characters and panels from modules · nothing runs until you approve it")
+        subtitle.setObjectName("PageSubtitle")
+        titles.addWidget(title)
+        titles.addWidget(subtitle)
+        row.addLayout(titles, 1)
+        self.install_folder_button = push_button("Install from folder…", icon_name="folder")
+        self.install_folder_button.clicked.connect(self._pick_folder)
+        self.install_file_button = push_button("Install from .zip/.whl…", role="primary", icon_name="import")
+        self.install_file_button.clicked.connect(self._pick_archive)
+        row.addWidget(self.install_folder_button)
+        row.addWidget(self.install_file_button)
+        outer.addWidget(header)
+
+        body = QVBoxLayout()
+        body.setContentsMargins(24, 16, 24, 0)
+        body.setSpacing(10)
+        self.banners = BannerArea()
+        body.addWidget(self.banners)
+        self.job_strip = QFrame()
+        self.job_strip.setObjectName("JobStrip")
+        strip = QHBoxLayout(self.job_strip)
+        strip.setContentsMargins(14, 8, 8, 8)
+        self.job_label = QLabel()
+        self.job_progress = QProgressBar()
+        self.job_progress.setRange(0, 0)  # busy: a job reports steps, not percentages
+        self.job_progress.setTextVisible(False)
+        self.job_progress.setFixedWidth(160)
+        self.cancel_button = push_button("Cancel")
+        self.cancel_button.clicked.connect(self.queue.cancel_all)
+        strip.addWidget(self.job_label, 1)
+        strip.addWidget(self.job_progress)
+        strip.addWidget(self.cancel_button)
+        self.job_strip.hide()
+        body.addWidget(self.job_strip)
+        self.queue.started.connect(self._job_started)
+        self.queue.progress.connect(lambda job, text: self.job_label.setText(text))
+        self.queue.finished.connect(self._job_finished)
+        self.queue.allFinished.connect(lambda _ids: self.job_strip.hide())
+        outer.addLayout(body)
+
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setObjectName("ModuleScroll")
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget()
+        # Columns of their own (not a grid): a tall card never stretches or squeezes its neighbour.
+        columns = QHBoxLayout(content)
+        columns.setContentsMargins(24, 12, 24, 24)
+        columns.setSpacing(14)
+        self.columns: list[QVBoxLayout] = []
+        for _ in range(COLUMNS):
+            column = QVBoxLayout()
+            column.setSpacing(14)
+            column.addStretch(1)
+            columns.addLayout(column, 1)
+            self.columns.append(column)
+        self.scroll_area.setWidget(content)
+        outer.addWidget(self.scroll_area, 1)
+
+    # Binding ------------------------------------------------------------------------------
+
+    def bind(self, service: ModuleService) -> None:
+        """Show ``service``'s modules and follow its changes."""
+        self.service = service
+        service.listeners.append(self._refresh_timer.start)
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.service is None:
+            return
+        QueryOp(parent=self, op=self.service.list, success=self._show).failure(
+            self._error
+        ).run_in_background()
+
+    def _show(self, views: list[ModuleView]) -> None:
+        for card in self.cards.values():
+            card.hide()
+            card.deleteLater()
+        # Waiting for you first, then broken ones, then the rest by name.
+        order = {"awaiting_approval": 0, "failed": 1, "quarantined": 1}
+        views = sorted(views, key=lambda v: (order.get(v.state, 2), v.card.display_name.lower()))
+        self.views = {view.name: view for view in views}
+        self.cards = {}
+        for index, view in enumerate(views):
+            card = ModuleCardWidget(view)
+            card.requested.connect(self.do)
+            self.cards[view.name] = card
+            column = self.columns[index % COLUMNS]
+            column.insertWidget(column.count() - 1, card)  # above the stretch
+        self.refreshed.emit()
+
+    # Actions ------------------------------------------------------------------------------
+
+    def do(self, action: str, name: str) -> None:
+        """Carry out a card's action (``ModuleCardWidget.requested``)."""
+        service = self.service
+        if service is None:
+            return
+        view = self.views.get(name)
+        if action == "validate":
+            self.queue.add("validate", name, service.job_command("validate", name))
+        elif action == "approve":
+            self._op(self._review(name), self._open_approval)
+        elif action == "enable":
+            self._op(service.enable(name))
+        elif action == "disable":
+            self._op(service.disable(name))
+        elif action == "rollback":
+            self._op(
+                service.rollback(name),
+                lambda card: self._info(f"{card.display_name} is back to {card.version}."),
+            )
+        elif action == "uninstall":
+            self._op(service.uninstall(name), lambda _: self._info(f"{name} was uninstalled."))
+        elif action == "update":
+            path, _ = QFileDialog.getOpenFileName(self, f"Update {name}", "", ARCHIVE_FILTER)
+            if path:
+                self.install(Path(path))
+        elif action == "report":
+            self._op(
+                service.report(name), lambda report: self._open(ReportDialog(f"Report: {name}", report, self))
+            )
+        elif action == "credentials" and view is not None and view.credentials:
+            credential = view.credentials[0]
+            self._open(CredentialDialog(service, name, view.card.display_name, credential, self))
+
+    def install(self, source: Path) -> InstallJob | None:
+        """Install (and then validate) a folder, .zip or .whl in the background."""
+        if self.service is None:
+            return None
+        return self.queue.add("install", str(source), self.service.job_command("install", str(source)))
+
+    def _pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Install a module from a folder")
+        if path:
+            self.install(Path(path))
+
+    def _pick_archive(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Install a module", "", ARCHIVE_FILTER)
+        if path:
+            self.install(Path(path))
+
+    async def _review(self, name: str) -> tuple[ApprovalRequest, dict[str, Any] | None]:
+        assert self.service is not None
+        return await self.service.review(name), await self.service.report(name)
+
+    def _open_approval(self, reviewed: tuple[ApprovalRequest, dict[str, Any] | None]) -> None:
+        request, report = reviewed
+        dialog = ApprovalDialog(request, report, self)
+        dialog.accepted.connect(lambda: self._approve(request))
+        self._open(dialog)
+
+    def _approve(self, request: ApprovalRequest) -> None:
+        assert self.service is not None
+        self._op(
+            self.service.approve(request),
+            lambda card: self._info(f"{card.display_name} is approved and {card.badge.lower()}."),
+        )
+
+    def _open(self, dialog: QWidget) -> None:
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()  # not exec(): a nested event loop would stall the asyncio tasks
+        self.dialog_opened.emit(dialog)
+
+    def _op(self, awaitable: Awaitable[Any], success: Any = None) -> None:
+        def done(result: Any) -> None:
+            self.refresh()
+            if success is not None:
+                success(result)
+
+        QueryOp(parent=self, op=awaitable, success=done).failure(self._error).run_in_background()
+
+    def _info(self, text: str) -> None:
+        self.banners.show_banner("info", text)
+
+    def _error(self, error: BaseException) -> None:
+        self.banners.show_banner("error", str(error) or type(error).__name__)
+        self.refresh()
+
+    def _job_started(self, job: InstallJob) -> None:
+        self.job_label.setText(f"{job.label}…")
+        self.job_strip.show()
+
+    def _job_finished(self, job: InstallJob, outcome: dict[str, Any]) -> None:
+        if outcome.get("cancelled"):
+            self._info(f"{job.label.split(' ', 1)[0]} {job.target.rsplit('/', 1)[-1]}: cancelled.")
+        elif not outcome.get("ok"):
+            self.banners.show_banner("error", str(outcome.get("error")))
+        else:
+            result = outcome.get("result") or {}
+            report = result.get("validation") or {}
+            name = result.get("name", job.target)
+            if report.get("ok"):
+                self._info(f"{name} {result.get('version', '')} passed validation; approve it to turn it on.")
+            else:
+                self.banners.show_banner("warning", f"{name} failed validation: {report.get('error')}")
+        if self.service is not None:
+            QueryOp(parent=self, op=self.service.refresh(), success=lambda _: None).run_in_background()
