@@ -39,6 +39,11 @@ async def body(page, service, steps: int) -> None:  # type: ignore[no-untyped-de
     while not (await service.job(job.id)).finished:
         await asyncio.sleep(0.2)
     busy = beat.stop()
+    offsets, elapsed = [], 0.0
+    for gap in busy:
+        elapsed += gap
+        if gap > 0.05:
+            offsets.append(f"{gap * 1000:.0f} ms at {elapsed:.0f} s")
     final = await service.job(job.id)
     points = len(page.loss_plot.steps)
     print(
@@ -46,6 +51,8 @@ async def body(page, service, steps: int) -> None:  # type: ignore[no-untyped-de
     )
     print(f"idle:     {describe(idle)}")
     print(f"training: {describe(busy)}")
+    shown = ", ".join(offsets[:10]) or "none"
+    print(f"gaps over 50 ms: {len(offsets)} ({shown}); load average {os.getloadavg()[0]:.1f}")
     print(f"longest heartbeat gap while training = {max(busy) * 1000:.1f} ms (target < 50 ms)")
     page.timer.stop()
 

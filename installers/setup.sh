@@ -26,7 +26,7 @@ APT_PACKAGES=(
   # Qt (PySide6) in a window and offscreen.
   libglib2.0-0 libgl1 libegl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6 libxkbcommon0
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0
-  libxcb-xkb1 libxkbcommon-x11-0 fonts-dejavu-core
+  libxcb-xkb1 libxkbcommon-x11-0 fonts-dejavu-core fonts-inter
   # The OS keyring (Secret Service) for API keys.
   gnome-keyring dbus libsecret-1-0
 )

@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-pytest_plugins = ["tests.conftest_keyring", "tests.servers"]
+pytest_plugins = ["tests.conftest_keyring", "tests.servers", "tests.ui_support"]
 
 
 @pytest.fixture(autouse=True)

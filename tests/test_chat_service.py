@@ -19,6 +19,7 @@ from nexus_desktop.chat.service import (
     ReplySaved,
     ReplyToken,
     UserMessageSaved,
+    strip_speaker,
 )
 from nexus_desktop.core import AppCore
 from nexus_desktop.llm.contract import ModelCrashedError, ModelFileError
@@ -69,7 +70,7 @@ def test_a_reply_streams_token_by_token_and_is_saved_with_its_figures(core: AppC
     assert len(tokens) > 3
     saved = events[-1]
     assert isinstance(saved, ReplySaved)
-    assert saved.message.content == "".join(tokens)
+    assert saved.message.content == strip_speaker("".join(tokens), "Vega")
     assert saved.message.stats is not None
     assert saved.message.stats["tokens_per_second"] > 0
     assert saved.message.stats["context_used"] > saved.message.stats["completion_tokens"]
@@ -229,3 +230,8 @@ def test_ratings_corrections_edits_and_swipe_choices_become_training_data(core: 
     assert {("sft", "correction"), ("preference", "correction")} <= examples
     assert ("classification", "thumbs_down") in examples  # for the reply-quality evaluator
     assert {("sft", "edit"), ("preference", "edit")} <= examples
+
+
+def test_a_reply_that_opens_with_the_speakers_name_is_saved_without_it() -> None:
+    assert strip_speaker("Vega: Systems green.", "Vega") == "Systems green."
+    assert strip_speaker("  Systems green. Vega: out.\n", "Vega") == "Systems green. Vega: out."

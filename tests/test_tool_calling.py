@@ -129,10 +129,13 @@ def core(private_data_dir: Path) -> Iterator[AppCore]:
     asyncio.run(app.aclose())
 
 
-def chat_with(core: AppCore, source: ModelSource, tools: ToolProvider) -> ChatService:
+def chat_with(
+    core: AppCore, source: ModelSource, tools: ToolProvider, *, tools_by_model: bool = True
+) -> ChatService:
     async def get_source() -> ModelSource:
         return source
 
+    core.settings = core.settings.model_copy(update={"tools_by_model": tools_by_model})
     core.chat = ChatService(core.db, get_source, lambda: core.settings, lambda: tools)
     return core.chat
 
@@ -280,6 +283,19 @@ def test_commands_run_bundled_modules_in_their_own_processes_through_the_supervi
 
 
 # The model's decision -----------------------------------------------------------------------
+
+
+def test_without_the_setting_the_model_is_not_asked_to_pick_a_tool(
+    core: AppCore, tools: InProcessTools
+) -> None:
+    source = ScriptedSource(["Just chatting, no dice needed."])
+    chat_with(core, source, tools, tools_by_model=False)
+
+    _chat_id, events = send(core, "Could you throw two dice for me?")
+
+    assert not any(isinstance(e, ToolCalled) for e in events)
+    assert isinstance(events[-1], ReplySaved)
+    assert events[-1].message.content == "Just chatting, no dice needed."
 
 
 def test_the_model_can_decide_to_call_a_tool_and_the_reply_uses_its_result(

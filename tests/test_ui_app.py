@@ -82,3 +82,20 @@ def test_with_a_tray_closing_hides_to_it_and_quit_there_quits(qtbot: Any, window
     tray.quit_action.trigger()
     assert quits == [True]
     tray.hide()
+
+
+def test_added_pages_show_a_page_rail_that_switches_between_them(qtbot: Any, window: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    assert not window.nav_rail.isVisible()  # one page: no rail
+    training = QLabel("Training")
+    window.add_page("training", "Training", "chart", training)
+    assert window.nav_rail.isVisible()
+    assert window.current_page() == "chat"
+
+    qtbot.mouseClick(window.nav_rail.buttons["training"], Qt.MouseButton.LeftButton)
+    assert window.current_page() == "training" and training.isVisible()
+    assert not window.chat_view.isVisible()
+    window.show_page("chat")
+    assert window.chat_view.isVisible() and window.nav_rail.buttons["chat"].isChecked()

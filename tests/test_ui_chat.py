@@ -202,3 +202,42 @@ def test_a_long_chat_opens_with_the_newest_messages_and_pages_back(
     assert len(chat.widgets) == 131  # the greeting and all 130
     assert not chat.earlier_button.isVisible()
     assert [w.message.position for w in chat.widgets] == sorted(w.message.position for w in chat.widgets)
+
+
+@pytest.mark.model
+@needs_model
+def test_rating_a_reply_marks_it_and_is_saved(qtbot: Any, window: Any, core: Any) -> None:
+    chat = window.chat_view
+    wait_model_ready(qtbot, window)
+    type_and_send(qtbot, window, "Rate this.")
+    wait_reply_done(qtbot, window)
+    reply = chat.widgets[-1]
+    assert reply.rate_up_button.isVisible() and not reply.rate_up_button.isChecked()
+
+    qtbot.mouseClick(reply.rate_down_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: reply.rate_down_button.isChecked(), timeout=LONG)
+    assert not reply.rate_up_button.isChecked()
+    assert reopen(core).get_message(reply.message_id).stats["rating"] == -1
+
+    qtbot.mouseClick(reply.rate_up_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: reply.rate_up_button.isChecked(), timeout=LONG)
+    assert reopen(core).get_message(reply.message_id).stats["rating"] == 1
+
+
+@pytest.mark.model
+@needs_model
+def test_a_tool_command_shows_its_result_between_message_and_reply(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    chat = window.chat_view
+    run(qtbot, core.start_modules(watch=False))
+    wait_model_ready(qtbot, window)
+    before = len(chat.widgets)
+    type_and_send(qtbot, window, "/roll 2d6")
+    wait_reply_done(qtbot, window)
+
+    roles = [w.role for w in chat.widgets[before:]]
+    assert roles == ["user", "tool", "assistant"], roles
+    tool = chat.widgets[before + 1]
+    assert "roll" in tool.label.text()
+    assert [m.role for m in reopen(core).list_messages(chat.chat_id)[-3:]] == roles

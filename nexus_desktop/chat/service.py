@@ -7,9 +7,10 @@ so a crash or SIGKILL mid-reply loses at most the reply in flight.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nexus_desktop.cards.model import CharacterCard
@@ -31,6 +32,7 @@ from nexus_desktop.llm.contract import (
     ChatInput,
     ChatMessage,
     ChatOutput,
+    ModelCrashedError,
     ModelError,
     ModelSource,
     RunContext,
@@ -38,6 +40,8 @@ from nexus_desktop.llm.contract import (
 )
 from nexus_desktop.settings import Settings
 from nexus_desktop.training import examples as signals
+
+log = logging.getLogger(__name__)
 
 
 class EmptyMessageError(ValueError):
@@ -96,6 +100,13 @@ SettingsGetter = Callable[[], Settings]
 Collect = Callable[[signals.Signal], None]
 """Hands a learning signal to the collector; never raises, never blocks (see training.collector)."""
 ToolsGetter = Callable[[], ToolProvider | None]
+
+
+def strip_speaker(text: str, name: str) -> str:
+    """Small models often open with "Vega:"; the bubble already says who speaks."""
+    text = text.strip()
+    prefix = f"{name}:"
+    return text[len(prefix) :].lstrip() if text.startswith(prefix) else text
 
 
 def _turns(messages: tuple[ChatMessage, ...]) -> tuple[signals.Turn, ...]:
@@ -212,7 +223,9 @@ class ChatService:
                 yield HistoryTrimmed(plan.dropped)
 
             output: ChatOutput | None = None
-            request = ChatInput(messages=plan.messages, sampling=settings.sampling())
+            # Like SillyTavern's stopping strings: the model must not write the user's next line.
+            sampling = replace(settings.sampling(), stop=(f"\n{settings.user_name}:",))
+            request = ChatInput(messages=plan.messages, sampling=sampling)
             async for event in source.stream(request, self._run):
                 if isinstance(event, TokenEvent):
                     yield ReplyToken(event.text)
@@ -220,17 +233,16 @@ class ChatService:
                     output = event
             if output is None:
                 raise ModelError("The model stopped without finishing its reply. Try again.")
-            if not output.text.strip():
+            text = strip_speaker(output.text, card.name)
+            if not text:
                 return
             stats = stats_record(output, source.name)
             if regenerate_id is not None:
-                saved = await self.db.call(self.db.store.add_swipe, regenerate_id, output.text, stats)
+                saved = await self.db.call(self.db.store.add_swipe, regenerate_id, text, stats)
             else:
-                saved = await self.db.call(
-                    self.db.store.add_message, chat_id, "assistant", output.text, stats
-                )
+                saved = await self.db.call(self.db.store.add_message, chat_id, "assistant", text, stats)
             if output.stats.finish_reason != "cancelled":
-                self._collect(signals.ReplySaved(card.name, _turns(plan.messages), output.text))
+                self._collect(signals.ReplySaved(card.name, _turns(plan.messages), text))
             yield ReplySaved(saved, output)
         finally:
             self._run = None
@@ -249,7 +261,12 @@ class ChatService:
         if call is None and self._get_settings().tools_by_model:
             recent = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history]
             assert self._run is not None
-            call = await decide_tool_call(source, recent, tools, context=self._run)
+            try:
+                call = await decide_tool_call(source, recent, tools, context=self._run)
+            except ModelCrashedError as error:
+                # A grammar llama.cpp cannot parse kills its process; the reply goes on without a tool.
+                log.warning("Choosing a tool crashed the model process: %s", error)
+                call = None
         if call is None:
             return None
         try:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 from nexus_desktop.ui.composer import Composer
 from nexus_desktop.ui.message_widget import AVATAR_SIZE, MessageWidget
 from nexus_desktop.ui.ops import QueryOp
+from nexus_desktop.ui.tool_widget import ToolCallWidget
 from nexus_desktop.ui.widgets import BannerArea, push_button
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ChatItem = MessageWidget | ToolCallWidget
 FLUSH_INTERVAL_MS = 33
 PAGE_SIZE = 60
 FIRST_MESSAGE_INDEX = 2  # in the column: the empty-state label, the "earlier" button, then messages
@@ -63,7 +65,7 @@ class ChatView(QWidget):
         self.ensure_model: Callable[[], Awaitable[object]] | None = None
         self.character: Character | None = None
         self.chat_id: int | None = None
-        self.widgets: list[MessageWidget] = []
+        self.widgets: list[ChatItem] = []
         self._task: asyncio.Task[None] | None = None
         self._stop_requested = False
         self._busy = False
@@ -210,7 +212,9 @@ class ChatView(QWidget):
         user = self.core.settings.user_name if self.core else "You"
         return substitute(text, char, user)
 
-    def _make_widget(self, message: Message) -> MessageWidget:
+    def _make_widget(self, message: Message) -> ChatItem:
+        if message.role == "tool":
+            return ToolCallWidget(message)
         sender, avatar = self._names(message)
         widget = MessageWidget(message, sender=sender, avatar=avatar, display=self._display)
         widget.set_max_text_width(self._text_width())
@@ -218,9 +222,10 @@ class ChatView(QWidget):
         widget.delete_confirmed.connect(self._delete)
         widget.swipe_requested.connect(self._swipe)
         widget.regenerate_requested.connect(self.regenerate)
+        widget.rated.connect(self._rate)
         return widget
 
-    def _append(self, message: Message) -> MessageWidget:
+    def _append(self, message: Message) -> ChatItem:
         widget = self._make_widget(message)
         self.column.insertWidget(self.column.count() - 1, widget)
         if self.widgets:
@@ -306,12 +311,12 @@ class ChatView(QWidget):
     async def _regenerate(self, chat_id: int) -> None:
         assert self.core is not None
         last = self.widgets[-1] if self.widgets else None
-        if last is not None and last.role == "user":
+        if last is not None and last.role in ("user", "tool"):
             # The last reply failed or came back empty: write one now.
             if await self._model_ready():
                 await self._consume(self.core.chat.respond(chat_id), sent_text=None, target=None)
             return
-        if last is None or last.message.position == 0:
+        if not isinstance(last, MessageWidget) or last.message.position == 0:
             self.composer.show_hint("There is no reply to regenerate yet; send a message first.")
             return
         if not await self._model_ready():
@@ -321,7 +326,13 @@ class ChatView(QWidget):
     async def _consume(
         self, events: AsyncIterator[Any], *, sent_text: str | None, target: MessageWidget | None
     ) -> None:
-        from nexus_desktop.chat.service import HistoryTrimmed, ReplySaved, ReplyToken, UserMessageSaved
+        from nexus_desktop.chat.service import (
+            HistoryTrimmed,
+            ReplySaved,
+            ReplyToken,
+            ToolCalled,
+            UserMessageSaved,
+        )
 
         saved = False
         self._begin_stream(
@@ -337,6 +348,8 @@ class ChatView(QWidget):
                 elif isinstance(event, ReplyToken):
                     self._stream_text += event.text
                     self._dirty = True
+                elif isinstance(event, ToolCalled):
+                    self._insert_before_stream(ToolCallWidget(event.message))
                 elif isinstance(event, HistoryTrimmed):
                     self.banners.show_banner("info", event.notice)
                 elif isinstance(event, ReplySaved):
@@ -351,12 +364,21 @@ class ChatView(QWidget):
         finally:
             self._end_stream(saved, target)
 
+    def _insert_before_stream(self, widget: ChatItem) -> None:
+        """A tool result goes between the user's message and the reply being written."""
+        stream = self._stream_widget
+        index = self.widgets.index(stream) if stream in self.widgets else len(self.widgets)
+        self.widgets.insert(index, widget)
+        self.column.insertWidget(FIRST_MESSAGE_INDEX + index, widget)
+        widget.set_max_text_width(self._text_width())
+
     def _placeholder(self) -> MessageWidget:
         from nexus_desktop.db.tables import Message
 
         assert self.chat_id is not None
         position = (self.widgets[-1].message.position + 1) if self.widgets else 0
         widget = self._append(Message(chat_id=self.chat_id, position=position, role="assistant", swipes=[""]))
+        assert isinstance(widget, MessageWidget)
         widget.set_busy(True)
         return widget
 
@@ -387,7 +409,7 @@ class ChatView(QWidget):
 
     # Editing ------------------------------------------------------------------------------
 
-    def _widget_for(self, message_id: int) -> MessageWidget | None:
+    def _widget_for(self, message_id: int) -> ChatItem | None:
         return next((w for w in self.widgets if w.message.id == message_id), None)
 
     def _edit(self, message_id: int, text: str) -> None:
@@ -412,6 +434,17 @@ class ChatView(QWidget):
             self.show_error
         ).run_in_background()
 
+    def _rate(self, message_id: int, thumbs_up: bool) -> None:
+        assert self.core is not None
+        chat = self.core.chat
+
+        async def rate() -> Message:
+            return await chat.rate_message(message_id, thumbs_up)
+
+        QueryOp(parent=self, op=rate, success=self._replace_message).failure(
+            self.show_error
+        ).run_in_background()
+
     def _delete(self, message_id: int) -> None:
         assert self.core is not None
         chat = self.core.chat
@@ -433,7 +466,7 @@ class ChatView(QWidget):
         if widget is not None:
             widget.set_message(message)
 
-    def _remove(self, widget: MessageWidget) -> None:
+    def _remove(self, widget: ChatItem) -> None:
         if widget in self.widgets:
             self.widgets.remove(widget)
         # Hidden and deleted by Qt on the UI thread; un-parenting would let Python's garbage

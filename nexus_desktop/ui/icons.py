@@ -10,6 +10,12 @@ from PySide6.QtSvg import QSvgRenderer
 
 from nexus_desktop.ui.theme import COLORS
 
+_THUMB = (
+    '<path d="M7.5 10.5v10"/><path d="M3.5 10.5h4v10h-4z"/>'
+    '<path d="M7.5 10.5 11 3.8a2.2 2.2 0 0 1 3.6 1.9L14 9.5h5.2a2 2 0 0 1 2 2.4'
+    'l-1.4 7A2 2 0 0 1 17.8 20.5H7.5"/>'
+)
+
 _SHAPES = {
     "send": '<path d="M21 3 10 14"/><path d="M21 3 14.5 21 10 14 3 9.5z"/>',
     "stop": '<rect x="6" y="6" width="12" height="12" rx="2.5" fill="{c}"/>',
@@ -49,6 +55,16 @@ _SHAPES = {
     ),
     "alert": '<circle cx="12" cy="12" r="9"/><path d="M12 7.5v5.5M12 16.5v.01"/>',
     "info": '<circle cx="12" cy="12" r="9"/><path d="M12 11v5.5M12 7.5v.01"/>',
+    "chat": '<path d="M20.5 11.5a8 8 0 0 1-11.8 7.1L3.5 20l1.4-4.9A8 8 0 1 1 20.5 11.5z"/>',
+    "chart": '<path d="M4 20V4"/><path d="M4 20h16"/><path d="m7.5 15 4-5 3 3 5-6.5"/>',
+    "grid": (
+        '<rect x="3.5" y="3.5" width="7" height="7" rx="1.8"/>'
+        '<rect x="13.5" y="3.5" width="7" height="7" rx="1.8"/>'
+        '<rect x="3.5" y="13.5" width="7" height="7" rx="1.8"/>'
+        '<rect x="13.5" y="13.5" width="7" height="7" rx="1.8"/>'
+    ),
+    "thumb_up": _THUMB,
+    "thumb_down": f'<g transform="rotate(180 12 12)">{_THUMB}</g>',
     "check": '<path d="M20 6.5 9.5 17 4 11.5"/>',
     "server": (
         '<rect x="3.5" y="4" width="17" height="7" rx="2"/>'

@@ -70,6 +70,23 @@ class Application:
         self.window.set_tray(self.tray)
         await self.window.attach(self.core)
         log.info("NEXUS Desktop started")
+        self._add_pages(self.core)
+        try:
+            # Modules (tools such as /roll) run in their own processes; the chat works without them.
+            await self.core.start_modules()
+        except Exception as error:
+            log.exception("Modules did not start")
+            self.window.chat_view.banners.show_banner(
+                "warning", f"Modules could not start ({error}); chatting works, tools do not."
+            )
+
+    def _add_pages(self, core: AppCore) -> None:
+        """The Modules and Training pages, built after the chat is on screen."""
+        from nexus_desktop.ui.modules_page import ModulesPage
+
+        modules_page = ModulesPage()
+        modules_page.bind(core.modules)
+        self.window.add_page("modules", "Modules", "grid", modules_page)
 
     def quit(self) -> None:
         if not self._stopping:

@@ -77,33 +77,53 @@ class MainWindow(QMainWindow):
         self.tray: Tray | None = None
         self.characters: list[Character] = []
         self._model_dirty = True
-        self._quitting = False
         self.setCentralWidget(QWidget())
         if build:
             self.build_ui()
 
     def build_ui(self) -> None:
+        from PySide6.QtWidgets import QStackedWidget
+
         from nexus_desktop.ui.character_actions import CharacterActions
         from nexus_desktop.ui.chat_view import ChatView
         from nexus_desktop.ui.model_bar import StatusLine, TopBar
+        from nexus_desktop.ui.nav_rail import NavRail
         from nexus_desktop.ui.sidebar import Sidebar
 
         central = QWidget()
-        row = QHBoxLayout(central)
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(0)
+        self.nav_rail = NavRail()
+        self.nav_rail.page_chosen.connect(self.show_page)
+        self.pages = QStackedWidget()
+        row.addWidget(self.nav_rail)
+        row.addWidget(self.pages, 1)
+        outer.addLayout(row, 1)
+
+        chat_page = QWidget()
+        chat_row = QHBoxLayout(chat_page)
+        chat_row.setContentsMargins(0, 0, 0, 0)
+        chat_row.setSpacing(0)
         self.sidebar = Sidebar()
-        row.addWidget(self.sidebar)
+        chat_row.addWidget(self.sidebar)
         right = QVBoxLayout()
         right.setContentsMargins(0, 0, 0, 0)
         right.setSpacing(0)
         self.top_bar = TopBar()
         self.chat_view = ChatView()
-        self.status_line = StatusLine()
         right.addWidget(self.top_bar)
         right.addWidget(self.chat_view, 1)
-        right.addWidget(self.status_line)
-        row.addLayout(right, 1)
+        chat_row.addLayout(right, 1)
+        self._page_keys: list[str] = []
+        self.add_page("chat", "Chat", "chat", chat_page)
+        self.show_page("chat")
+
+        self.status_line = StatusLine()
+        outer.addWidget(self.status_line)
         self.setCentralWidget(central)
 
         self.character_actions = CharacterActions(self)
@@ -122,6 +142,22 @@ class MainWindow(QMainWindow):
         self.chat_view.settings_requested.connect(self.open_settings)
         self.chat_view.reload_requested.connect(self.reload_model)
         self.chat_view.model_used.connect(self._model_reported)
+
+    # Pages ---------------------------------------------------------------------------------
+
+    def add_page(self, key: str, title: str, icon_name: str, widget: QWidget) -> None:
+        """Add a page (e.g. Training, Modules); the page rail appears once there are two."""
+        self.pages.addWidget(widget)
+        self._page_keys.append(key)
+        self.nav_rail.add_page(key, title, icon_name)
+
+    def show_page(self, key: str) -> None:
+        if key in self._page_keys:
+            self.pages.setCurrentIndex(self._page_keys.index(key))
+            self.nav_rail.select(key)
+
+    def current_page(self) -> str:
+        return self._page_keys[self.pages.currentIndex()]
 
     # Start-up ------------------------------------------------------------------------------
 
@@ -357,14 +393,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         to_tray = self.core is not None and self.core.settings.minimize_to_tray
-        if to_tray and self.tray is not None and not self._quitting:
+        if to_tray and self.tray is not None:
             event.ignore()
             self.hide()
             self.tray.notify_hidden()
             return
         event.accept()
         self.closed.emit()
-
-    def quit_for_real(self) -> None:
-        self._quitting = True
-        self.close()

@@ -14,17 +14,19 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QTextDocument
+from PySide6.QtGui import QGuiApplication, QIcon, QKeyEvent, QTextDocument
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from nexus_desktop.ui import icons
 from nexus_desktop.ui.theme import COLORS
 from nexus_desktop.ui.widgets import Avatar, icon_button, push_button
 
@@ -140,6 +142,8 @@ class MessageWidget(QWidget):
     delete_confirmed = Signal(int)
     swipe_requested = Signal(int, int)
     regenerate_requested = Signal()
+    rated = Signal(int, bool)
+    """(message id, thumbs up)"""
 
     def __init__(
         self,
@@ -251,6 +255,10 @@ class MessageWidget(QWidget):
         self.swipe_right = icon_button("right", "Next alternative", size=14)
         self.swipe_left.clicked.connect(lambda: self._swipe(-1))
         self.swipe_right.clicked.connect(lambda: self._swipe(+1))
+        self.rate_up_button = self._rating_button("thumb_up", "Good reply")
+        self.rate_down_button = self._rating_button("thumb_down", "Bad reply")
+        self.rate_up_button.clicked.connect(lambda: self._rate(True))
+        self.rate_down_button.clicked.connect(lambda: self._rate(False))
         self.copy_button = icon_button("copy", "Copy text", size=14)
         self.edit_button = icon_button("edit", "Edit message", size=14)
         self.delete_button = icon_button("trash", "Delete message", size=14)
@@ -267,10 +275,20 @@ class MessageWidget(QWidget):
             footer.addSpacing(4)
             footer.addWidget(self.stats_label)
             footer.addSpacing(8)
-            for widget in [*self.swipe_widgets, *widgets]:
+            for widget in [*self.swipe_widgets, self.rate_up_button, self.rate_down_button, *widgets]:
                 footer.addWidget(widget)
             footer.addStretch(1)
         return footer
+
+    @staticmethod
+    def _rating_button(icon_name: str, tooltip: str) -> QToolButton:
+        button = icon_button(icon_name, tooltip, size=14)
+        rated = QIcon(icons.icon(icon_name, size=14))
+        for mode in (QIcon.Mode.Normal, QIcon.Mode.Active):
+            rated.addPixmap(icons.pixmap(icon_name, COLORS.accent_hover, 14), mode, QIcon.State.On)
+        button.setIcon(rated)
+        button.setCheckable(True)
+        return button
 
     def _build_delete_row(self, mine: bool) -> QWidget:
         row = QWidget()
@@ -305,6 +323,13 @@ class MessageWidget(QWidget):
         self.text_label.set_content(self._display(message.content))
         self.stats_label.setText(format_stats(message.stats) if self.role == "assistant" else "")
         self.stats_label.setVisible(bool(self.stats_label.text()))
+        rating = (message.stats or {}).get("rating")
+        self.rate_up_button.setChecked(rating == 1)
+        self.rate_down_button.setChecked(rating == -1)
+        # Greetings come from the card, not the model: there is nothing to rate.
+        can_rate = self.role == "assistant" and message.id is not None and message.position > 0
+        self.rate_up_button.setVisible(can_rate)
+        self.rate_down_button.setVisible(can_rate)
         self._refresh_swipes()
 
     def set_streaming_text(self, text: str) -> None:
@@ -326,7 +351,14 @@ class MessageWidget(QWidget):
 
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
-        for button in (self.edit_button, self.delete_button, self.swipe_left, self.swipe_right):
+        for button in (
+            self.edit_button,
+            self.delete_button,
+            self.swipe_left,
+            self.swipe_right,
+            self.rate_up_button,
+            self.rate_down_button,
+        ):
             button.setEnabled(not busy)
         self._refresh_swipes()
 
@@ -362,6 +394,13 @@ class MessageWidget(QWidget):
             self.regenerate_requested.emit()
         elif target >= 0:
             self.swipe_requested.emit(self.message_id, target)
+
+    def _rate(self, thumbs_up: bool) -> None:
+        # The buttons show the stored rating, not the click: set_message updates them once saved.
+        rating = (self.message.stats or {}).get("rating")
+        self.rate_up_button.setChecked(rating == 1)
+        self.rate_down_button.setChecked(rating == -1)
+        self.rated.emit(self.message_id, thumbs_up)
 
     def _copy(self) -> None:
         clipboard = QGuiApplication.clipboard()

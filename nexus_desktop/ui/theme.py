@@ -80,6 +80,12 @@ QToolTip {{ background: {c.surface_active}; color: {c.text}; border: 1px solid {
 #CharacterList::item:hover {{ background: {c.surface}; color: {c.text}; }}
 #CharacterList::item:selected {{ background: {c.accent_soft}; color: {c.text}; }}
 
+/* Page rail */
+#NavRail {{ background: {c.window}; border-right: 1px solid {c.border}; }}
+QToolButton#NavButton {{ background: transparent; border: none; border-radius: 12px; }}
+QToolButton#NavButton:hover {{ background: {c.surface}; }}
+QToolButton#NavButton:checked {{ background: {c.accent_soft}; }}
+
 /* Top bar and status line */
 #TopBar {{ background: {c.window}; border-bottom: 1px solid {c.border}; }}
 #ChatTitle {{ font-size: 13pt; font-weight: 650; }}
@@ -141,6 +147,8 @@ QToolButton[role="icon"]:hover {{ background: {c.surface_hover}; border-color: {
 #MessageMeta {{ color: {c.muted}; font-size: 8.5pt; }}
 #SwipeCounter {{ color: {c.text_dim}; font-size: 8.5pt; }}
 #DeleteConfirm {{ color: {c.danger}; font-size: 9pt; }}
+#ToolCard {{ background: {c.sidebar}; border: 1px dashed {c.border_strong}; border-radius: 10px; }}
+#ToolCard QLabel {{ background: transparent; font-size: 9pt; color: {c.text}; }}
 #Composer {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 14px; }}
 #Composer[focused="true"] {{ border: 1px solid {c.accent}; }}
 #ComposerInput {{ background: transparent; border: none; padding: 4px 2px; font-size: 10.5pt; }}

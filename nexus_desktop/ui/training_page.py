@@ -414,6 +414,8 @@ class TrainingPage(QWidget):
             text = "\n".join(result["log"])
             if text != self.log_tail.toPlainText():
                 self.log_tail.setPlainText(text)
+                bar = self.log_tail.verticalScrollBar()
+                bar.setValue(bar.maximum())
         self._show_selected_job()
 
     def _show_zoo(self, rows: list[ZooRow]) -> None:
