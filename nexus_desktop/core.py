@@ -21,6 +21,7 @@ from nexus_desktop.modules.service import ModuleService
 from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
 from nexus_desktop.training.collector import Collector
+from nexus_desktop.training.service import TrainingService
 
 if TYPE_CHECKING:
     from nexus_desktop.modules.watch import ModuleWatcher
@@ -45,6 +46,9 @@ class AppCore:
             developer_mode=self.settings.modules_developer_mode,
         )
         self._modules_started = False
+        self.training = TrainingService(
+            self.store.engine, trainer_python=lambda: self.settings.trainer_python
+        )
         self._watcher: ModuleWatcher | None = None
         self.chat = ChatService(
             self.db,
@@ -84,6 +88,7 @@ class AppCore:
         if self._watcher is not None:
             await self._watcher.aclose()
         await self.modules.aclose()
+        await self.training.aclose(stop_training=True)
         await self.sources.aclose()
         await asyncio.to_thread(self.close)
 

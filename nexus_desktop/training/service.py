@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 from sqlalchemy import Engine
 
 from nexus_desktop import paths
@@ -169,6 +171,7 @@ class TrainingService:
         jobs_dir: Path | None = None,
         datasets_dir: Path | None = None,
         judge: Judge | None = pipeline.judge,
+        trainer_niceness: int = 10,
     ) -> None:
         """``trainer_python`` is read at each submit (the setting may change); a fixed
         ``trainer_command`` wins over it (tests use a fake trainer).  ``judge=None`` skips the gate."""
@@ -179,6 +182,8 @@ class TrainingService:
         self._jobs_dir = jobs_dir
         self._datasets_dir = datasets_dir or paths.data_dir() / "training" / "datasets"
         self._judge = judge
+        self._niceness = trainer_niceness
+        self._reniced: set[int] = set()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nexus-training")
         # Judging (a benchmark through llama.cpp) can take minutes: it never holds up the queries.
         self._judge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexus-gate")
@@ -427,6 +432,8 @@ class TrainingService:
         if manager is None or job_id in self._announced:
             return
         job = manager.get(job_id)
+        if job.state == JobState.RUNNING:
+            self._lower_priority(job)
         if job.state not in FINISHED:
             return
         self._announced.add(job_id)
@@ -446,6 +453,19 @@ class TrainingService:
                 self._run_judge(job)
             finally:
                 self._judging.discard(job_id)
+
+    def _lower_priority(self, job: TrainingJob) -> None:
+        """The trainer (and the llama.cpp check it starts later) yields the CPU to the window: on a
+        small machine a trainer at normal priority makes the UI stutter."""
+        if job.id in self._reniced or not job.pid or os.name != "posix" or not self._niceness:
+            return
+        assert job.id is not None
+        self._reniced.add(job.id)
+        try:
+            process = psutil.Process(job.pid)
+            process.nice(max(process.nice(), self._niceness))
+        except psutil.Error:
+            log.debug("Could not lower the trainer's priority", exc_info=True)
 
     def _run_judge(self, job: TrainingJob) -> None:
         assert self._judge is not None

@@ -11,7 +11,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSocketNotifier
 from PySide6.QtWidgets import QApplication
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication
 if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
     from nexus_desktop.ui.main_window import MainWindow
+    from nexus_desktop.ui.training_tray import TrainingTray
     from nexus_desktop.ui.tray import Tray
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Application:
         self.window = window
         self.core: AppCore | None = None
         self.tray: Tray | None = None
+        self.training_tray: TrainingTray | None = None
         self.finished = asyncio.Event()
         self.exit_code = 0
         self._stopping = False
@@ -83,10 +85,24 @@ class Application:
     def _add_pages(self, core: AppCore) -> None:
         """The Modules and Training pages, built after the chat is on screen."""
         from nexus_desktop.ui.modules_page import ModulesPage
+        from nexus_desktop.ui.training_page import TrainingPage
+        from nexus_desktop.ui.training_tray import TrainingTray
 
         modules_page = ModulesPage()
         modules_page.bind(core.modules)
         self.window.add_page("modules", "Modules", "grid", modules_page)
+        training_page = TrainingPage()
+        training_page.bind(core.training)
+        self.window.add_page("training", "Training", "chart", training_page)
+
+        def notify(notice: Any) -> None:
+            level = "warning" if notice.kind in ("failed", "rejected", "judge_failed") else "info"
+            self.window.chat_view.banners.show_banner(level, f"{notice.title}. {notice.text}".strip())
+
+        self.training_tray = TrainingTray(
+            core.training, self.tray.icon if self.tray else None, on_notice=notify, parent=self.window
+        )
+        self.training_tray.start()
 
     def quit(self) -> None:
         if not self._stopping:
@@ -96,6 +112,8 @@ class Application:
     async def _shutdown(self) -> None:
         try:
             await self.window.chat_view.stop_and_wait()
+            if self.training_tray is not None:
+                self.training_tray.stop()
             if self.core is not None:
                 await self.core.aclose()
         except Exception:
