@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from nexus_desktop import paths
 from nexus_desktop.cards.defaults import default_cards
 from nexus_desktop.cards.io import card_to_record
+from nexus_desktop.chat.routing import IntentRouter
 from nexus_desktop.chat.service import ChatService
 from nexus_desktop.chat.sources import SourceManager
 from nexus_desktop.db.store import AsyncStore, Store
@@ -21,6 +22,7 @@ from nexus_desktop.modules.service import ModuleService
 from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
 from nexus_desktop.training.collector import Collector
+from nexus_desktop.training.in_use import active_router, persona_adapter
 from nexus_desktop.training.service import TrainingService
 
 if TYPE_CHECKING:
@@ -35,7 +37,11 @@ class AppCore:
         self.db = AsyncStore(self.store)
         self.secrets = SecretStore()
         self.settings: Settings = self.store.load_settings()
-        self.sources = SourceManager(lambda: self.settings, self.secrets.get)
+        self.sources = SourceManager(
+            lambda: self.settings,
+            self.secrets.get,
+            lambda character, model: persona_adapter(self.store.engine, character, model),
+        )
         # Every reply, rating, edit, swipe choice and tool call becomes training data (issue: the loop).
         self.collector = Collector(self.store.path)
         developer_dir = self.settings.modules_developer_dir
@@ -50,12 +56,14 @@ class AppCore:
             self.store.engine, trainer_python=lambda: self.settings.trainer_python
         )
         self._watcher: ModuleWatcher | None = None
+        self.router = IntentRouter(lambda: active_router(self.store.engine))
         self.chat = ChatService(
             self.db,
             self.sources.get,
             lambda: self.settings,
             get_tools=lambda: self.modules.supervisor if self._modules_started else None,
             collect=self.collector.collect,
+            route=self.router.route,
         )
         self.seed_default_characters()
 
@@ -89,6 +97,7 @@ class AppCore:
             await self._watcher.aclose()
         await self.modules.aclose()
         await self.training.aclose(stop_training=True)
+        await self.router.aclose()
         await self.sources.aclose()
         await asyncio.to_thread(self.close)
 

@@ -130,13 +130,18 @@ def core(private_data_dir: Path) -> Iterator[AppCore]:
 
 
 def chat_with(
-    core: AppCore, source: ModelSource, tools: ToolProvider, *, tools_by_model: bool = True
+    core: AppCore,
+    source: ModelSource,
+    tools: ToolProvider,
+    *,
+    tools_by_model: bool = True,
+    route: Any = None,
 ) -> ChatService:
-    async def get_source() -> ModelSource:
+    async def get_source(_character: str) -> ModelSource:
         return source
 
     core.settings = core.settings.model_copy(update={"tools_by_model": tools_by_model})
-    core.chat = ChatService(core.db, get_source, lambda: core.settings, lambda: tools)
+    core.chat = ChatService(core.db, get_source, lambda: core.settings, lambda: tools, route=route)
     return core.chat
 
 
@@ -283,6 +288,40 @@ def test_commands_run_bundled_modules_in_their_own_processes_through_the_supervi
 
 
 # The model's decision -----------------------------------------------------------------------
+
+
+def test_a_promoted_intent_router_picks_the_tool_and_the_model_fills_its_arguments(
+    core: AppCore, tools: InProcessTools
+) -> None:
+    routed: list[str] = []
+
+    async def router(text: str) -> str:
+        routed.append(text)
+        return "roll_dice"
+
+    source = ScriptedSource(['{"notation": "3d6"}', "Three dice, rolled."])
+    chat_with(core, source, tools, tools_by_model=False, route=router)
+
+    _chat_id, events = send(core, "chuck three dice")
+
+    called = next(e for e in events if isinstance(e, ToolCalled))
+    assert routed == ["chuck three dice"]
+    assert (called.name, called.arguments) == ("dice.roll", {"notation": "3d6"})
+    assert called.message.stats is not None and called.message.stats["via"] == "router"
+    assert isinstance(events[-1], ReplySaved)
+
+
+def test_the_router_saying_chat_means_a_plain_reply(core: AppCore, tools: InProcessTools) -> None:
+    async def router(_text: str) -> str:
+        return "chat"
+
+    source = ScriptedSource(["Just a chat."])
+    chat_with(core, source, tools, tools_by_model=False, route=router)
+
+    _chat_id, events = send(core, "how was your day?")
+
+    assert not any(isinstance(e, ToolCalled) for e in events)
+    assert isinstance(events[-1], ReplySaved) and events[-1].message.content == "Just a chat."
 
 
 def test_without_the_setting_the_model_is_not_asked_to_pick_a_tool(

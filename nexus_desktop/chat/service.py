@@ -16,13 +16,16 @@ from typing import Any
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.chat.commands import parse_command
 from nexus_desktop.chat.prompt import PromptPlan, Turn, build_prompt
+from nexus_desktop.chat.routing import LABEL_TOOLS
 from nexus_desktop.chat.tools import (
     ToolCall,
+    ToolInfo,
     ToolOutcome,
     ToolProvider,
     ToolRecord,
     ToolResult,
     decide_tool_call,
+    fill_arguments,
     tool_turn_text,
     tools_for_card,
 )
@@ -95,8 +98,11 @@ class ToolCalled:
 
 
 ChatEvent = UserMessageSaved | HistoryTrimmed | ToolCalled | ReplyToken | ReplySaved
-SourceGetter = Callable[[], Awaitable[ModelSource]]
+SourceGetter = Callable[[str], Awaitable[ModelSource]]
+"""The model source for a reply of the named character (its persona adapter may apply)."""
 SettingsGetter = Callable[[], Settings]
+Route = Callable[[str], Awaitable[str | None]]
+"""The intent router: a label for the user's message, or None when no router is promoted."""
 Collect = Callable[[signals.Signal], None]
 """Hands a learning signal to the collector; never raises, never blocks (see training.collector)."""
 ToolsGetter = Callable[[], ToolProvider | None]
@@ -136,9 +142,11 @@ class ChatService:
         get_settings: SettingsGetter,
         get_tools: ToolsGetter | None = None,
         collect: Collect | None = None,
+        route: Route | None = None,
     ) -> None:
         self.db = db
         self._collect: Collect = collect or (lambda _signal: None)
+        self._route = route
         self._get_source = get_source
         self._get_settings = get_settings
         self._get_tools = get_tools
@@ -212,7 +220,7 @@ class ChatService:
             if regenerate_id is not None:
                 history = [m for m in history if m.id != regenerate_id]
             settings = self._get_settings()
-            source = await self._get_source()
+            source = await self._get_source(card.name)
             if new_text is not None:
                 called = await self._call_tool(chat_id, card, history, source, new_text)
                 if called is not None:
@@ -258,6 +266,8 @@ class ChatService:
         if not tools:
             return None
         call: ToolCall | None = parse_command(text, tools)
+        if call is None and self._route is not None:
+            call = await self._routed_call(text, tools, source)
         if call is None and self._get_settings().tools_by_model:
             recent = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history]
             assert self._run is not None
@@ -279,6 +289,16 @@ class ChatService:
             self.db.store.add_message, chat_id, "tool", record.message_text(), record.as_dict()
         )
         return ToolCalled(call.name, call.arguments, outcome, saved)
+
+    async def _routed_call(self, text: str, tools: list[ToolInfo], source: ModelSource) -> ToolCall | None:
+        """The promoted intent router picks the tool; the chat model fills in its arguments."""
+        assert self._route is not None and self._run is not None
+        label = await self._route(text)
+        tool = next((t for t in tools if t.name == LABEL_TOOLS.get(label or "")), None)
+        if tool is None:
+            return None  # "chat", "build_module", or a tool this character may not use
+        arguments = await fill_arguments(source, tool, text, context=self._run)
+        return ToolCall(tool.name, arguments, "router") if arguments is not None else None
 
     async def _plan(
         self, card: CharacterCard, history: list[Message], settings: Settings, source: ModelSource

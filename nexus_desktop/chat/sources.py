@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 REMOTE_KEY_NAME = "remote-api-key"
 
 KeyLookup = Callable[[str], str | None]
+AdapterLookup = Callable[[str, Path], Path | None]
+"""(character name, local model path) -> the promoted persona LoRA adapter to apply, if any."""
 
 
 def local_model_path(settings: Settings) -> Path:
@@ -34,7 +36,7 @@ def local_model_path(settings: Settings) -> Path:
     return default
 
 
-def source_key(settings: Settings) -> tuple[object, ...]:
+def source_key(settings: Settings, adapter: Path | None = None) -> tuple[object, ...]:
     """The settings that need a new source when they change (sampling does not)."""
     if settings.source == "remote":
         return ("remote", settings.remote_base_url, settings.remote_model, settings.context_size)
@@ -44,13 +46,20 @@ def source_key(settings: Settings) -> tuple[object, ...]:
         settings.context_size,
         settings.threads,
         settings.gpu_layers,
+        str(adapter) if adapter else None,
     )
 
 
 class SourceManager:
-    def __init__(self, get_settings: Callable[[], Settings], lookup_key: KeyLookup) -> None:
+    def __init__(
+        self,
+        get_settings: Callable[[], Settings],
+        lookup_key: KeyLookup,
+        lookup_adapter: AdapterLookup | None = None,
+    ) -> None:
         self._get_settings = get_settings
         self._lookup_key = lookup_key
+        self._lookup_adapter = lookup_adapter
         self._source: ModelSource | None = None
         self._key: tuple[object, ...] | None = None
         self._lock = asyncio.Lock()
@@ -59,15 +68,17 @@ class SourceManager:
     def current(self) -> ModelSource | None:
         return self._source
 
-    async def get(self) -> ModelSource:
-        """The source for the current settings, starting (or switching to) it if needed."""
+    async def get(self, character: str | None = None) -> ModelSource:
+        """The source for the current settings (and the character's promoted persona adapter),
+        starting or switching to it if needed."""
         async with self._lock:
             settings = self._get_settings()
-            key = source_key(settings)
+            adapter = await self._adapter(settings, character)
+            key = source_key(settings, adapter)
             if self._source is not None and key == self._key:
                 return self._source
             await self._close_locked()
-            self._source = await self._start(settings)
+            self._source = await self._start(settings, adapter)
             self._key = key
             return self._source
 
@@ -85,7 +96,13 @@ class SourceManager:
         if source is not None:
             await source.aclose()
 
-    async def _start(self, settings: Settings) -> ModelSource:
+    async def _adapter(self, settings: Settings, character: str | None) -> Path | None:
+        if character is None or self._lookup_adapter is None or settings.source != "local":
+            return None
+        # A registry read: off the event loop's thread.
+        return await asyncio.to_thread(self._lookup_adapter, character, local_model_path(settings))
+
+    async def _start(self, settings: Settings, adapter: Path | None = None) -> ModelSource:
         if settings.source == "remote":
             from nexus_desktop.llm.openai_compat import OpenAICompatSource
 
@@ -109,6 +126,7 @@ class SourceManager:
             context_size=settings.context_size,
             threads=settings.threads,
             gpu_layers=settings.gpu_layers,
+            lora_path=adapter,
         )
         await source.start()
         return source

@@ -84,7 +84,7 @@ class ToolProvider(Protocol):
 class ToolCall:
     name: str
     arguments: dict[str, Any]
-    via: Literal["command", "model"]
+    via: Literal["command", "model", "router"]
 
 
 @dataclass(frozen=True)

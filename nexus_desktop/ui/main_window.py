@@ -256,7 +256,9 @@ class MainWindow(QMainWindow):
         if self.core.sources.current is None or self._model_dirty:
             self._set_model_state("loading", f"Loading {self._model_label()}…")
         try:
-            source = await self.core.sources.get()
+            character = self.chat_view.character
+            # With the character's name, a promoted persona adapter loads now, not at the reply.
+            source = await self.core.sources.get(character.name if character is not None else None)
         except Exception as error:
             self._model_dirty = True
             self._set_model_state("error", f"Model not loaded — {describe(error)}")

@@ -1,0 +1,78 @@
+"""The intent router in chat: a promoted router adapter decides reply, tool call or module build.
+
+Without a promoted router the chat runs tools on typed commands only (and, if the user opted in,
+lets the chat model pick); the base model alone routes at chance level, so it is never used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from nexus_desktop.llm.contract import ChatMessage, ModelError, ModelSource
+
+log = logging.getLogger(__name__)
+
+# The router's labels and the bundled tool each one means; "chat" and "build_module" use none.
+LABEL_TOOLS = {
+    "roll_dice": "dice.roll",
+    "remember_note": "notes.remember",
+    "recall_note": "notes.recall",
+    "system_status": "system-monitor.status",
+}
+
+RouterLookup = Callable[[], tuple[Path, Path, str, Sequence[str]] | None]
+"""-> (base model, active router adapter, system prompt, labels), or None without a promoted router."""
+
+
+class IntentRouter:
+    """Keeps the promoted router loaded in its own small worker, reloading when it changes."""
+
+    def __init__(self, lookup: RouterLookup, *, threads: int = 1) -> None:
+        self._lookup = lookup
+        self._threads = threads
+        self._source: ModelSource | None = None
+        self._adapter: Path | None = None
+        self._lock = asyncio.Lock()
+
+    async def route(self, text: str) -> str | None:
+        """The label for ``text``, or None when no router is promoted or it failed."""
+        from nexus_desktop.training.benchsuite import classify
+
+        async with self._lock:
+            found = await asyncio.to_thread(self._lookup)
+            if found is None:
+                await self._close_locked()
+                return None
+            base, adapter, system_prompt, labels = found
+            try:
+                source = await self._source_for(base, adapter)
+                messages = [ChatMessage("system", system_prompt), ChatMessage("user", text)]
+                label = await classify(source, messages, labels)
+            except ModelError as error:
+                log.warning("The intent router failed; replying without it: %s", error)
+                await self._close_locked()
+                return None
+            return label if label in labels else None
+
+    async def _source_for(self, base: Path, adapter: Path) -> ModelSource:
+        if self._source is not None and adapter == self._adapter:
+            return self._source
+        await self._close_locked()
+        from nexus_desktop.llm.local import LocalLlamaSource
+
+        source = LocalLlamaSource(base, context_size=1024, threads=self._threads, lora_path=adapter)
+        await source.start()
+        self._source, self._adapter = source, adapter
+        return source
+
+    async def _close_locked(self) -> None:
+        source, self._source, self._adapter = self._source, None, None
+        if source is not None:
+            await source.aclose()
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            await self._close_locked()
