@@ -479,6 +479,13 @@ def test_source_works_under_a_qt_event_loop(smollm2_path: Path, qapp: object) ->
         output = loop.run_until_complete(main())
     finally:
         loop.close()
+        # The loop's QTimer belongs to Python: delete it now, on the Qt thread, not whenever the
+        # garbage collector runs (possibly on another thread, which crashes a later Qt test).
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        loop._timer.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        asyncio.set_event_loop(None)
     assert output.text and output.stats.completion_tokens > 0
 
 
