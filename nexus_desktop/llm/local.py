@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -41,6 +40,7 @@ from nexus_desktop.llm.contract import (
     TokenEvent,
 )
 from nexus_desktop.llm.gguf_check import ModelInfo, inspect_model, validate_lora_adapter
+from nexus_desktop.processes import exit_signal, separate_session
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
-            **_separate_process_group(),
+            **separate_session(),
         )
         self._stderr_reader = threading.Thread(target=self._read_stderr, name="llama-stderr", daemon=True)
         self._stderr_reader.start()
@@ -155,23 +155,13 @@ class _Worker:
                 continue
 
 
-def _separate_process_group() -> dict[str, Any]:
-    # Ctrl+C in a terminal must reach the app, which then stops the worker in order.
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
-    return {"start_new_session": True}
-
-
 def _describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        if name == "SIGKILL":
-            return "was killed (SIGKILL, often the system running out of memory)"
-        return f"crashed ({name})"
-    return f"exited with code {returncode}"
+    name = exit_signal(returncode)
+    if name is None:
+        return f"exited with code {returncode}"
+    if name == "SIGKILL":
+        return "was killed (SIGKILL, often the system running out of memory)"
+    return f"crashed ({name})"
 
 
 class LocalLlamaSource(StreamingSource):

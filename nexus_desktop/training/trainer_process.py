@@ -4,7 +4,6 @@ and how to turn its exit and its last events into a job state with the cause in 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from nexus_desktop.processes import exit_signal
 
 TRAINER_PYTHON_ENV = "NEXUS_TRAINER_PYTHON"
 _KILL_GRACE_SECONDS = 3.0
@@ -53,14 +54,11 @@ def default_trainer_command(python: str | None = None) -> list[str]:
 
 
 def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        why = " (the system may have run out of memory)" if name == "SIGKILL" else ""
-        return f"The trainer was killed by {name}{why}; the last checkpoint is kept."
-    return f"The trainer stopped with exit status {returncode} before finishing."
+    name = exit_signal(returncode)
+    if name is None:
+        return f"The trainer stopped with exit status {returncode} before finishing."
+    why = " (the system may have run out of memory)" if name == "SIGKILL" else ""
+    return f"The trainer was killed by {name}{why}; the last checkpoint is kept."
 
 
 @dataclass

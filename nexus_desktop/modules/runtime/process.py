@@ -23,6 +23,7 @@ import nexus_desktop
 from nexus_desktop.logs import redact
 from nexus_desktop.modules.runtime.child import BOOTSTRAP
 from nexus_desktop.modules.runtime.protocol import MAX_LINE_BYTES, decode, encode
+from nexus_desktop.processes import exit_signal, separate_session
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,6 @@ def child_environment(home: Path) -> dict[str, str]:
     return env
 
 
-def separate_session() -> dict[str, Any]:
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
-    return {"start_new_session": True}
-
-
 def kill_session(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process and everything in its session (it leads one: ``separate_session``)."""
     if sys.platform == "win32":
@@ -72,17 +67,14 @@ def kill_session(process: subprocess.Popen[bytes]) -> None:
 
 
 def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        if name == "SIGKILL":
-            return "was killed (SIGKILL, often for using too much memory)"
-        if name == "SIGXCPU":
-            return "used up its CPU time"
-        return f"crashed ({name})"
-    return f"exited with code {returncode}"
+    name = exit_signal(returncode)
+    if name is None:
+        return f"exited with code {returncode}"
+    if name == "SIGKILL":
+        return "was killed (SIGKILL, often for using too much memory)"
+    if name == "SIGXCPU":
+        return "used up its CPU time"
+    return f"crashed ({name})"
 
 
 class ChildProcess:

@@ -31,9 +31,9 @@ from nexus_desktop.modules.runtime.process import (
     child_environment,
     describe_exit,
     kill_session,
-    separate_session,
 )
 from nexus_desktop.modules.runtime.protocol import decode
+from nexus_desktop.processes import separate_session
 
 NETWORK_MODULES = frozenset(
     {
