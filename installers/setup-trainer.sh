@@ -21,7 +21,15 @@ TORCH_VERSION="2.13.0"
 LLAMA_VERSION="0.3.36"
 WHEEL_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/nexus-desktop/wheels"
 say() { printf '\033[1;35m==>\033[0m %s\n' "$*"; }
-pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
+SETUP_LOG="${TMPDIR:-/tmp}/nexus-setup-trainer.log"
+# pip is chatty: keep its output in a log, and show it only on failure.
+pip_install() {
+  if ! "$PY" -m pip install --disable-pip-version-check "$@" >>"$SETUP_LOG" 2>&1; then
+    tail -n 30 "$SETUP_LOG" >&2
+    echo "Installing $* failed (full log: $SETUP_LOG)" >&2
+    return 1
+  fi
+}
 
 CUDA=0
 if [[ "${NEXUS_TRAIN_CUDA:-}" == "1" ]] || { [[ "${NEXUS_TRAIN_CUDA:-}" != "0" ]] && command -v nvidia-smi >/dev/null 2>&1; }; then
@@ -33,7 +41,7 @@ PYTHON="${PYTHON:-python3}"
 if [[ ! -x "$PY" ]]; then
   say "Creating the trainer virtualenv in .venv-train"
   "$PYTHON" -m venv "$VENV"
-  "$PY" -m pip install -q --disable-pip-version-check --upgrade pip wheel
+  pip_install --upgrade pip wheel
 fi
 
 # 2. torch FIRST, so that later requirements keep it (a bare `torch` pulls GBs of CUDA) ------------
@@ -66,7 +74,7 @@ if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cp
   else
     say "Building llama.cpp (CPU) — about 10 minutes on 2 cores, once per machine"
     mkdir -p "$WHEEL_CACHE/cpu"
-    "$PY" -m pip wheel -q --no-deps -w "$WHEEL_CACHE/cpu" "llama-cpp-python==$LLAMA_VERSION"
+    "$PY" -m pip wheel -q --no-deps -w "$WHEEL_CACHE/cpu" "llama-cpp-python==$LLAMA_VERSION" >>"$SETUP_LOG" 2>&1
     pip_install "$WHEEL_CACHE"/cpu/llama_cpp_python-"$LLAMA_VERSION"-*.whl
   fi
 fi
