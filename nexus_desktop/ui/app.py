@@ -8,7 +8,9 @@ the model itself load in the background, off the Qt thread.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 from PySide6.QtWidgets import QApplication
 
@@ -38,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
 
     window.build_ui()
     app.setWindowIcon(app_icon())
+    if os.environ.get("NEXUS_STARTUP_PROBE"):
+        # benchmarks/startup.py: the built window has been shown and painted; report and leave.
+        app.processEvents()
+        print("NEXUS_SHOWN", time.time(), flush=True)
+        os._exit(0)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     application = Application(app, window)
