@@ -117,7 +117,10 @@ async def _chat(args: argparse.Namespace) -> int:
         if args.max_tokens:
             core.settings = core.settings.model_copy(update={"max_tokens": args.max_tokens})
         assert character.id is not None
-        if args.message.lstrip().startswith("/") or core.settings.tools_by_model:
+        from nexus_desktop.training.in_use import active_router
+
+        wants_tools = args.message.lstrip().startswith("/") or core.settings.tools_by_model
+        if wants_tools or active_router(core.store.engine) is not None:
             await core.start_modules(watch=False)  # tools run in the modules' own processes
         if args.new:
             chat, _ = await core.chat.new_chat(character.id)

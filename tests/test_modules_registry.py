@@ -356,3 +356,22 @@ def test_gallery_manifest_fields_come_from_disk(store: Store, tmp_path: Path) ->
         "developer",
     )
     assert json.loads((folder / "nexus-module.json").read_text())["name"] == "notes"
+
+
+def test_one_failed_call_does_not_switch_a_module_off_but_changed_files_still_need_approval(
+    store: Store, tmp_path: Path
+) -> None:
+    host = host_for(store, tmp_path)
+    source = write_module(tmp_path / "src")
+    host.install(zip_folder(source, tmp_path / "dice.zip"))
+    host.approve(host.review("dice-roller"))
+
+    failed = host.lifecycle.record_failure("dice-roller", {"error": "DiceError: not dice notation"})
+    assert failed.state == S.FAILED
+    assert [r.name for r in host_for(store, tmp_path).modules_to_load()] == ["dice-roller"]
+
+    [installed] = (tmp_path / "modules" / "dice-roller").glob("*")
+    next(installed.rglob("*.py")).write_text("# changed behind the approval\n")
+    host.refresh()
+    assert host.lifecycle.get("dice-roller").state == S.AWAITING_APPROVAL
+    assert host.modules_to_load() == []

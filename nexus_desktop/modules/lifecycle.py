@@ -55,7 +55,7 @@ ALLOWED_TRANSITIONS: dict[ModuleState, frozenset[ModuleState]] = {
     S.AWAITING_APPROVAL: frozenset({S.ENABLED, S.DISABLED, S.FAILED, S.QUARANTINED}),
     S.ENABLED: frozenset({S.DISABLED, S.AWAITING_APPROVAL, S.FAILED, S.QUARANTINED}),
     S.DISABLED: frozenset({S.ENABLED, S.AWAITING_APPROVAL, S.FAILED, S.QUARANTINED}),
-    S.FAILED: frozenset({S.VALIDATED, S.ENABLED, S.DISABLED, S.QUARANTINED}),
+    S.FAILED: frozenset({S.VALIDATED, S.ENABLED, S.AWAITING_APPROVAL, S.DISABLED, S.QUARANTINED}),
     # Leaving quarantine always goes through a fresh approval.
     S.QUARANTINED: frozenset({S.AWAITING_APPROVAL, S.DISABLED}),
 }
@@ -161,7 +161,8 @@ class ModuleLifecycle:
         changed = item.content_hash != row.content_hash
         row.content_hash = item.content_hash
         s.add(row)
-        if row.state == S.ENABLED and not self._approved(row):
+        runs = row.state == S.ENABLED or (row.state == S.FAILED and row.failure_count > 0)
+        if runs and not self._approved(row):
             # Also catches files changed under developer mode once developer mode is off again.
             self._move(s, row, S.AWAITING_APPROVAL, "its files changed since you approved them")
         elif row.state == S.ENABLED and changed and row.approved_hash != row.content_hash:

@@ -268,11 +268,20 @@ class ModuleHost:
         return self.allowlist is None or name in self.allowlist
 
     def modules_to_load(self) -> list[ModuleRecord]:
-        """Active, enabled modules that the allowlist lets through: the ones to start."""
+        """Active, enabled modules that the allowlist lets through: the ones to start.
+
+        A module whose calls failed fewer times than the circuit breaker allows is started too:
+        one bad call (say, arguments it refused) must not switch it off for good.  One that failed
+        its validation (no run-time failures) or was quarantined is not.
+        """
         return [
             row
             for row in self.lifecycle.records(active_only=True)
-            if row.state == ModuleState.ENABLED and self.allowed(row.name)
+            if self.allowed(row.name)
+            and (
+                row.state == ModuleState.ENABLED
+                or (row.state == ModuleState.FAILED and row.failure_count > 0)
+            )
         ]
 
     def list_modules(self) -> list[ModuleCard]:

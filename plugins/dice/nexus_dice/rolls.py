@@ -71,8 +71,25 @@ def _show_die(term: TermRoll, index: int) -> str:
     return str(value) if value in kept else f"~{value}~"
 
 
+_IN_SENTENCE = re.compile(
+    r"(?<![\w])\d*d(?:\d+|%)(?:k[hl]\d+)?(?:\s*[+-]\s*\d+(?!\s*d))*(?:\s+(?:adv|advantage|dis|disadvantage)\b)?",
+    re.IGNORECASE,
+)
+
+
 def roll(notation: str, rng: random.Random) -> Roll:
-    """Roll ``notation``; raises ``DiceError`` for anything that is not dice notation."""
+    """Roll ``notation``, or the dice named in a sentence ("roll a d20 for initiative");
+    raises ``DiceError`` when there are none."""
+    try:
+        return _roll_exact(notation, rng)
+    except DiceError:
+        found = _IN_SENTENCE.search(notation)
+        if found is None or found.group(0).strip() == notation.strip():
+            raise
+        return _roll_exact(found.group(0), rng)
+
+
+def _roll_exact(notation: str, rng: random.Random) -> Roll:
     text = " ".join(notation.strip().split())
     if not text:
         raise DiceError("No dice were given; write them like 2d6, d20+3 or 4d6kh3.")

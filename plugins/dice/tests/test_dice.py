@@ -102,3 +102,10 @@ def test_pick_needs_two_options() -> None:
         from nexus_dice.rolls import pick
 
         pick(["only"], 1, random.Random(1))
+
+
+def test_dice_named_in_a_sentence_are_rolled(tools: dict[str, ToolSpec]) -> None:
+    text = tools["dice.roll"].function(notation="roll a d20 for initiative")
+    assert text.startswith("d20: [")
+    with pytest.raises(DiceError, match="not dice notation"):
+        tools["dice.roll"].function(notation="hello there")
