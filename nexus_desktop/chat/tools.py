@@ -32,6 +32,7 @@ from nexus_desktop.chat.tool_schema import argument_problems, model_schema
 from nexus_desktop.llm.contract import ChatInput, ChatMessage, ModelSource, RunContext, SamplingSettings
 from nexus_desktop.modules.manifest import load_manifest
 from nexus_desktop.modules.registry import make_plugin_manager
+from nexus_desktop.modules.runtime.protocol import ToolResult
 from nexus_desktop.modules.specs import ToolSpec
 
 log = logging.getLogger(__name__)
@@ -93,14 +94,6 @@ class LocalTool:
     description: str
     parameters: Mapping[str, Any]
     module: str
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    ok: bool
-    content: str
-    error: str | None = None
-    seconds: float = 0.0
 
 
 # Tools in this process ----------------------------------------------------------------------
