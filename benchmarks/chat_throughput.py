@@ -6,7 +6,7 @@ the widget.  The raw side calls ``llama_cpp.Llama.create_chat_completion`` in th
 the same messages, model, sampling (greedy) and thread count.  Rounds alternate; medians are
 compared.  Target: ratio ≥ 0.97.
 
-    .venv/bin/python benchmarks/chat_throughput.py [--rounds 3] [--tokens 128]
+    .venv/bin/python benchmarks/chat_throughput.py [--rounds 5] [--tokens 128]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ async def app_round(window: Any, core: Any) -> tuple[float, list[dict[str, str]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
     args = parser.parse_args()
 

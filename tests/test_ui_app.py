@@ -99,3 +99,58 @@ def test_added_pages_show_a_page_rail_that_switches_between_them(qtbot: Any, win
     assert not window.chat_view.isVisible()
     window.show_page("chat")
     assert window.chat_view.isVisible() and window.nav_rail.buttons["chat"].isChecked()
+
+
+def test_the_first_frame_shows_the_panels_where_the_chat_screen_then_appears(qapp: Any) -> None:
+    from PySide6.QtWidgets import QFrame, QWidget
+
+    from nexus_desktop.ui.main_window import MainWindow
+    from nexus_desktop.ui.theme import apply_theme
+
+    apply_theme(qapp)
+    window = MainWindow(build=False)
+    window.show()
+    qapp.processEvents()
+
+    def place(widget: QWidget) -> tuple[int, int, int, int]:
+        corner = widget.mapTo(window, widget.rect().topLeft())
+        return corner.x(), corner.y(), widget.width(), widget.height()
+
+    skeleton = window.centralWidget()
+    first_frame = {panel.objectName(): place(panel) for panel in skeleton.findChildren(QFrame)}
+    assert set(first_frame) == {"Sidebar", "TopBar", "Composer", "StatusLine"}
+
+    window.build_ui()
+    qapp.processEvents()
+    built = {
+        "Sidebar": place(window.sidebar),
+        "TopBar": place(window.top_bar),
+        "Composer": place(window.chat_view.composer.frame),
+        "StatusLine": place(window.status_line),
+    }
+    assert first_frame == built
+    window.close()
+
+
+def test_the_window_is_painted_before_the_database_model_or_network_code_loads(tmp_path: Path) -> None:
+    """The probe run stops once the built window is painted; nothing heavy may have loaded by then."""
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "NEXUS_DATA_DIR": str(tmp_path),
+        "NEXUS_STARTUP_PROBE": "1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "nexus_desktop"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    marks = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("NEXUS_")]
+    assert marks == ["NEXUS_SHOWN", "NEXUS_BUILT"]
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    heavy = {"asyncio", "sqlalchemy", "sqlmodel", "llama_cpp", "httpx", "pydantic", "keyring", "pyqtgraph"}
+    assert not {name for name in imported if name.split(".")[0] in heavy}
+    assert "nexus_desktop.ui.chat_view" in imported  # the probe did build the chat screen

@@ -174,6 +174,15 @@ def test_shift_enter_adds_a_line_instead_of_sending(qtbot: Any, window: Any) -> 
     assert not chat.busy
 
 
+def test_the_message_box_lights_up_while_it_has_the_focus(qtbot: Any, window: Any) -> None:
+    composer = window.chat_view.composer
+    window.activateWindow()
+    composer.input.setFocus()
+    qtbot.waitUntil(lambda: composer.frame.property("focused") is True, timeout=10_000)
+    window.sidebar.search.setFocus()
+    qtbot.waitUntil(lambda: composer.frame.property("focused") is False, timeout=10_000)
+
+
 def test_new_chat_starts_again_from_the_greeting(qtbot: Any, window: Any, core: Any) -> None:
     chat = window.chat_view
     first_chat = chat.chat_id

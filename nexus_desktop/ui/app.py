@@ -1,9 +1,9 @@
 """The ``nexus-desktop`` entry point: Qt application, qasync loop, window first, everything else after.
 
-Start-up order matters for how fast the window appears: only Qt, the theme and an empty main
-window exist when it is shown.  The widgets are built right after (before the first paint), then
-asyncio/qasync start, and the core (database, settings, characters), logging, the model list and
-the model itself load in the background, off the Qt thread.
+Start-up order matters for how fast the window appears: only Qt, the theme and the main window's
+empty panels exist when it is first painted.  The widgets replace the panels right after and are
+painted, then asyncio/qasync start, and the core (database, settings, characters), logging, the
+model list and the model itself load in the background, off the Qt thread.
 """
 
 from __future__ import annotations
@@ -21,30 +21,39 @@ def main(argv: list[str] | None = None) -> int:
     from nexus_desktop.ui.theme import app_icon, apply_theme
 
     # QT_QPA_PLATFORM (offscreen, xcb, wayland…) is read by Qt itself from the environment.
-    app = QApplication(argv if argv is not None else sys.argv)
+    # Fusion comes from the command line: QApplication.setStyle() would cost ~10 ms (see theme).
+    args = list(argv if argv is not None else sys.argv)
+    if not any(arg.startswith(("-style", "--style")) for arg in args):
+        args += ["-style", "Fusion"]
+    app = QApplication(args)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("NEXUS")
     app.setDesktopFileName("nexus-desktop")
     # The tray may keep the app alive without a window; quitting is always explicit.
     app.setQuitOnLastWindowClosed(False)
-    apply_theme(app, icon=False)
+    apply_theme(app, icon=False, style=False)
 
-    # Show the (empty, already dark) frame first; everything else fills it before its first paint.
+    # First frame: the chat screen's panels (ui/skeleton.py); the widgets replace them right after.
+    probe = bool(os.environ.get("NEXUS_STARTUP_PROBE"))
     window = MainWindow(build=False)
     window.show()
+    app.processEvents()
+    if probe:
+        print("NEXUS_SHOWN", time.time(), flush=True)
+    window.build_ui()
+    app.setWindowIcon(app_icon())
+    # Paint the built window before asyncio and qasync load (they cost more than the window).
+    app.processEvents()
+    if probe:
+        # benchmarks/startup.py: the built window has been painted too; report and leave.
+        print("NEXUS_BUILT", time.time(), flush=True)
+        os._exit(0)
     import asyncio
 
     import qasync
 
     from nexus_desktop.ui.lifecycle import Application, install_quit_signals
 
-    window.build_ui()
-    app.setWindowIcon(app_icon())
-    if os.environ.get("NEXUS_STARTUP_PROBE"):
-        # benchmarks/startup.py: the built window has been shown and painted; report and leave.
-        app.processEvents()
-        print("NEXUS_SHOWN", time.time(), flush=True)
-        os._exit(0)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     application = Application(app, window)

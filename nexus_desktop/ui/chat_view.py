@@ -7,7 +7,6 @@ never floods the UI thread with relayouts.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -17,23 +16,25 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from nexus_desktop.ui.composer import Composer
-from nexus_desktop.ui.message_widget import AVATAR_SIZE, MessageWidget
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.tool_widget import ToolCallWidget
+from nexus_desktop.ui.theme import CHAT_MAX_COLUMN_WIDTH, CHAT_SIDE_MARGIN, MESSAGE_AVATAR_SIZE
 from nexus_desktop.ui.widgets import BannerArea, push_button
 
 if TYPE_CHECKING:
+    import asyncio
+
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Character, Message
+    from nexus_desktop.ui.message_widget import MessageWidget
+    from nexus_desktop.ui.tool_widget import ToolCallWidget
+
+    ChatItem = MessageWidget | ToolCallWidget
 
 log = logging.getLogger(__name__)
 
-ChatItem = MessageWidget | ToolCallWidget
 FLUSH_INTERVAL_MS = 33
 PAGE_SIZE = 60
 FIRST_MESSAGE_INDEX = 2  # in the column: the empty-state label, the "earlier" button, then messages
-MAX_COLUMN_WIDTH = 980
-SIDE_MARGIN = 28
 
 
 def describe_error(error: BaseException) -> str:
@@ -93,7 +94,7 @@ class ChatView(QWidget):
         self.scroll_area.setFrameShape(QScrollArea.Shape.NoFrame)
         container = QWidget()
         self.column = QVBoxLayout(container)
-        self.column.setContentsMargins(28, 20, 28, 12)
+        self.column.setContentsMargins(CHAT_SIDE_MARGIN, 20, CHAT_SIDE_MARGIN, 12)
         self.column.setSpacing(4)
         self.empty_label = QLabel("Pick a character on the left to start chatting.")
         self.empty_label.setObjectName("EmptyState")
@@ -113,7 +114,7 @@ class ChatView(QWidget):
 
         bottom = QWidget()
         bottom_layout = self.bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.setContentsMargins(28, 6, 28, 16)
+        bottom_layout.setContentsMargins(CHAT_SIDE_MARGIN, 6, CHAT_SIDE_MARGIN, 16)
         bottom_layout.setSpacing(8)
         self.banners = BannerArea()
         self.composer = Composer()
@@ -213,6 +214,10 @@ class ChatView(QWidget):
         return substitute(text, char, user)
 
     def _make_widget(self, message: Message) -> ChatItem:
+        # The message widgets' modules load with the first message, after the window is painted.
+        from nexus_desktop.ui.message_widget import MessageWidget
+        from nexus_desktop.ui.tool_widget import ToolCallWidget
+
         if message.role == "tool":
             return ToolCallWidget(message)
         sender, avatar = self._names(message)
@@ -265,11 +270,15 @@ class ChatView(QWidget):
     async def stop_and_wait(self) -> None:
         self.stop()
         if self._task is not None:
+            import asyncio
+
             await asyncio.wait([self._task])
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         self._stop_requested = False
         self.banners.clear("info")
+        import asyncio
+
         self._task = asyncio.ensure_future(self._generate(work))
         self._set_busy(True)
 
@@ -316,6 +325,8 @@ class ChatView(QWidget):
             if await self._model_ready():
                 await self._consume(self.core.chat.respond(chat_id), sent_text=None, target=None)
             return
+        from nexus_desktop.ui.message_widget import MessageWidget
+
         if not isinstance(last, MessageWidget) or last.message.position == 0:
             self.composer.show_hint("There is no reply to regenerate yet; send a message first.")
             return
@@ -349,6 +360,8 @@ class ChatView(QWidget):
                     self._stream_text += event.text
                     self._dirty = True
                 elif isinstance(event, ToolCalled):
+                    from nexus_desktop.ui.tool_widget import ToolCallWidget
+
                     self._insert_before_stream(ToolCallWidget(event.message))
                 elif isinstance(event, HistoryTrimmed):
                     self.banners.show_banner("info", event.notice)
@@ -374,6 +387,7 @@ class ChatView(QWidget):
 
     def _placeholder(self) -> MessageWidget:
         from nexus_desktop.db.tables import Message
+        from nexus_desktop.ui.message_widget import MessageWidget
 
         assert self.chat_id is not None
         position = (self.widgets[-1].message.position + 1) if self.widgets else 0
@@ -498,11 +512,11 @@ class ChatView(QWidget):
 
     def _side_margin(self) -> int:
         """Wide windows keep the conversation in a centred, readable column."""
-        return max(SIDE_MARGIN, (self.width() - MAX_COLUMN_WIDTH) // 2)
+        return max(CHAT_SIDE_MARGIN, (self.width() - CHAT_MAX_COLUMN_WIDTH) // 2)
 
     def _text_width(self) -> int:
         column = self.width() - 2 * self._side_margin() - 16
-        return max(200, int(column * 0.78) - AVATAR_SIZE - 40)
+        return max(200, int(column * 0.78) - MESSAGE_AVATAR_SIZE - 40)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

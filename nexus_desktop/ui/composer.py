@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from nexus_desktop.ui import icons
 from nexus_desktop.ui.widgets import icon_button, push_button, set_style_property
+
+if TYPE_CHECKING:
+    from PySide6.QtGui import QFocusEvent, QKeyEvent
 
 MAX_LINES = 8
 EMPTY_HINT = "Type a message first — there is nothing to send yet."
@@ -15,6 +19,7 @@ EMPTY_HINT = "Type a message first — there is nothing to send yet."
 
 class ComposerInput(QPlainTextEdit):
     submit = Signal()
+    focus_changed = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -31,6 +36,14 @@ class ComposerInput(QPlainTextEdit):
             self.submit.emit()
             return
         super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self.focus_changed.emit(True)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self.focus_changed.emit(False)
 
     def _fit_height(self) -> None:
         line = self.fontMetrics().lineSpacing()
@@ -67,7 +80,7 @@ class Composer(QWidget):
         self.input = ComposerInput()
         self.input.submit.connect(self._on_enter)
         self.input.textChanged.connect(self._on_text_changed)
-        self.input.installEventFilter(self)
+        self.input.focus_changed.connect(lambda focused: set_style_property(self.frame, "focused", focused))
         row.addWidget(self.input, 1)
 
         self.regenerate_button = icon_button("regenerate", "Regenerate the last reply", role="icon", size=18)
@@ -148,8 +161,3 @@ class Composer(QWidget):
     def _on_text_changed(self) -> None:
         if self.hint.isVisible() and self.text.strip():
             self.hint.hide()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.input and event.type() in (QEvent.Type.FocusIn, QEvent.Type.FocusOut):
-            set_style_property(self.frame, "focused", event.type() == QEvent.Type.FocusIn)
-        return super().eventFilter(watched, event)

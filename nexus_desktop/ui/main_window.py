@@ -1,7 +1,8 @@
 """The main window: character sidebar, chat, model picker and status line.
 
-It starts light: ``MainWindow(build=False)`` is an empty themed frame that can be shown at once,
-and ``build_ui()`` adds the widgets (their modules are imported only then).  The core (database),
+It starts light: ``MainWindow(build=False)`` shows the chat screen's empty panels (ui/skeleton.py)
+and can be shown at once; ``build_ui()`` replaces them with the widgets, whose modules are
+imported only then.  The core (database),
 the model list, the llama.cpp build check and the model itself load in the background afterwards.
 """
 
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import shiboken6
 from PySide6.QtCore import QSize, Signal
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QCloseEvent
+
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Character
     from nexus_desktop.llm.contract import ModelSource
@@ -64,7 +66,6 @@ class MainWindow(QMainWindow):
     top_bar: TopBar
     chat_view: ChatView
     status_line: StatusLine
-    character_actions: CharacterActions
 
     def __init__(self, *, build: bool = True) -> None:
         super().__init__()
@@ -77,14 +78,26 @@ class MainWindow(QMainWindow):
         self.tray: Tray | None = None
         self.characters: list[Character] = []
         self._model_dirty = True
-        self.setCentralWidget(QWidget())
+        self._character_actions: CharacterActions | None = None
         if build:
             self.build_ui()
+        else:
+            from nexus_desktop.ui.skeleton import startup_skeleton
+
+            self.setCentralWidget(startup_skeleton(self.width()))
+
+    @property
+    def character_actions(self) -> CharacterActions:
+        """New/import/export/edit/delete, built on first use (its dialogs are not needed at start)."""
+        if self._character_actions is None:
+            from nexus_desktop.ui.character_actions import CharacterActions
+
+            self._character_actions = CharacterActions(self)
+        return self._character_actions
 
     def build_ui(self) -> None:
         from PySide6.QtWidgets import QStackedWidget
 
-        from nexus_desktop.ui.character_actions import CharacterActions
         from nexus_desktop.ui.chat_view import ChatView
         from nexus_desktop.ui.model_bar import StatusLine, TopBar
         from nexus_desktop.ui.nav_rail import NavRail
@@ -126,13 +139,12 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.status_line)
         self.setCentralWidget(central)
 
-        self.character_actions = CharacterActions(self)
         self.sidebar.character_selected.connect(self._open_character)
         self.sidebar.new_requested.connect(lambda: self.character_actions.open_editor(None))
-        self.sidebar.edit_requested.connect(self.character_actions.edit_current)
-        self.sidebar.import_requested.connect(self.character_actions.choose_import)
-        self.sidebar.export_requested.connect(self.character_actions.choose_export)
-        self.sidebar.delete_requested.connect(self.character_actions.ask_delete_current)
+        self.sidebar.edit_requested.connect(lambda: self.character_actions.edit_current())
+        self.sidebar.import_requested.connect(lambda: self.character_actions.choose_import())
+        self.sidebar.export_requested.connect(lambda: self.character_actions.choose_export())
+        self.sidebar.delete_requested.connect(lambda: self.character_actions.ask_delete_current())
         self.top_bar.new_chat_button.clicked.connect(self._new_chat)
         self.top_bar.settings_button.clicked.connect(lambda: self.open_settings())
         picker = self.top_bar.model_picker
@@ -331,6 +343,8 @@ class MainWindow(QMainWindow):
     def _choose_model_file(self) -> None:
         assert self.core is not None
         start = self.core.settings.models_dir or str(Path.home())
+        from PySide6.QtWidgets import QFileDialog
+
         path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", start, GGUF_FILTER)
         if path:
             self._choose_local_model(path)

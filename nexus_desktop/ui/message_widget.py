@@ -27,13 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS
+from nexus_desktop.ui.theme import COLORS, MESSAGE_AVATAR_SIZE
 from nexus_desktop.ui.widgets import Avatar, icon_button, push_button
 
 if TYPE_CHECKING:
     from nexus_desktop.db.tables import Message
 
-AVATAR_SIZE = 36
+AVATAR_SIZE = MESSAGE_AVATAR_SIZE
 _EMPHASIS = re.compile(r"\*\*(.+?)\*\*|\*([^*\n]+?)\*|(\"[^\"\n]+?\"|“[^”\n]+?”)|`([^`\n]+?)`")
 
 

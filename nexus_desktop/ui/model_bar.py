@@ -9,7 +9,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS
+from nexus_desktop.ui.theme import COLORS, STATUS_LINE_HEIGHT, TOP_BAR_HEIGHT
 from nexus_desktop.ui.widgets import Avatar, ElidedLabel, icon_button, push_button, set_style_property
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class TopBar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("TopBar")
-        self.setFixedHeight(68)
+        self.setFixedHeight(TOP_BAR_HEIGHT)
         row = QHBoxLayout(self)
         row.setContentsMargins(24, 10, 16, 10)
         row.setSpacing(12)
@@ -162,7 +162,7 @@ class StatusLine(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("StatusLine")
-        self.setFixedHeight(30)
+        self.setFixedHeight(STATUS_LINE_HEIGHT)
         row = QHBoxLayout(self)
         row.setContentsMargins(16, 0, 16, 0)
         row.setSpacing(6)

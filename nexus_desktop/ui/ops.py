@@ -13,15 +13,18 @@ run on the Qt thread, outside any asyncio task, so they may open dialogs; they a
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import shiboken6
 from PySide6.QtCore import QObject
+
+if TYPE_CHECKING:
+    # asyncio is imported where it is used: the window is built (and painted) before it loads.
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class QueryOp(Generic[T]):
         return self
 
     def run_in_background(self) -> asyncio.Task[T]:
+        import asyncio
+
         self.task = asyncio.ensure_future(self._run())
         _running.add(self.task)
         self.task.add_done_callback(self._finished)
@@ -70,6 +75,8 @@ class QueryOp(Generic[T]):
             return await self._op
         if _is_async(self._op):
             return await self._op()  # type: ignore[misc]
+        import asyncio
+
         return await asyncio.to_thread(self._op)  # type: ignore[arg-type]
 
     def _parent_alive(self) -> bool:
@@ -95,6 +102,8 @@ class QueryOp(Generic[T]):
 
 async def wait_for_running_ops(timeout: float = 30.0) -> None:
     """Wait until every op started so far has finished (used on quit and in tests)."""
+    import asyncio
+
     pending = [task for task in _running if not task.done()]
     if pending:
         await asyncio.wait(pending, timeout=timeout)

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QVBoxLayout,
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, logo_pixmap
+from nexus_desktop.ui.theme import COLORS, SIDEBAR_WIDTH, logo_pixmap
 from nexus_desktop.ui.widgets import push_button, round_avatar
 
 if TYPE_CHECKING:
@@ -52,6 +51,8 @@ class CharacterDelegate(QStyledItemDelegate):
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> None:
+        from PySide6.QtWidgets import QStyle  # its ~15 enums cost ~10 ms: not before the first paint
+
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = option.rect.adjusted(2, 2, -2, -2)
@@ -106,7 +107,7 @@ class Sidebar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("Sidebar")
-        self.setFixedWidth(284)
+        self.setFixedWidth(SIDEBAR_WIDTH)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 16, 14, 14)
         layout.setSpacing(12)

@@ -53,6 +53,14 @@ FONT_FAMILIES = [
 ]
 BASE_POINT_SIZE = 10
 
+# Sizes the first frame (ui/skeleton.py) shares with the widgets that later replace it.
+SIDEBAR_WIDTH = 284
+TOP_BAR_HEIGHT = 68
+STATUS_LINE_HEIGHT = 30
+CHAT_SIDE_MARGIN = 28
+CHAT_MAX_COLUMN_WIDTH = 980
+MESSAGE_AVATAR_SIZE = 36
+
 _AVATAR_PALETTE = ["#7c6cff", "#ff6c9d", "#2fc4b2", "#f2a33d", "#4f9dff", "#b86cff", "#ff8a4c", "#4cd07d"]
 
 
@@ -224,9 +232,15 @@ def palette(c: Colors = COLORS) -> QPalette:
     return p
 
 
-def apply_theme(app: QApplication, *, icon: bool = True) -> None:
+def apply_theme(app: QApplication, *, icon: bool = True, style: bool = True) -> None:
+    """Fusion, the palette, the font and the stylesheet.
+
+    ``style=False`` when the app was started with ``-style Fusion`` already: ``setStyle``
+    returns a QStyle, and wrapping it builds PySide6's QStyle enums (~10 ms at start-up).
+    """
     # Fusion draws every control from the palette, so no platform grey leaks through.
-    app.setStyle("Fusion")
+    if style:
+        app.setStyle("Fusion")
     app.setPalette(palette())
     font = QFont()
     font.setFamilies(FONT_FAMILIES)
