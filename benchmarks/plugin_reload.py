@@ -13,13 +13,15 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 TARGET_P95_SECONDS = 0.300
 MANIFEST = """name = "reload-probe"
@@ -93,6 +95,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--edits", type=int, default=50)
     args = parser.parse_args()
+    # As installers/setup.sh leaves it: module processes run with -B and only read bytecode.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "nexus_desktop")], check=True)
     with tempfile.TemporaryDirectory(prefix="nexus-reload-") as scratch:
         os.environ["NEXUS_DATA_DIR"] = str(Path(scratch) / "data")
         timings = asyncio.run(measure(args.edits, Path(scratch)))

@@ -139,3 +139,41 @@ def test_character_lookup_by_name_ignores_case(db_path: Path) -> None:
     found = store.find_character("vega")
     assert found is not None and found.name == "Vega"
     assert store.find_character("nobody") is None
+
+
+def test_saving_messages_while_another_connection_writes_never_fails_as_locked(db_path: Path) -> None:
+    """The training collector writes on its own connection while the chat saves messages.
+
+    A transaction that reads and then writes must not fail with "database is locked" because
+    another connection committed in between (SQLite refuses that upgrade without waiting).
+    """
+    import threading
+
+    store = Store(db_path)
+    character = store.add_character("Vega", {"name": "Vega"})
+    assert character.id is not None
+    chat = store.create_chat(character.id, ["Hello."])
+    assert chat.id is not None
+    stop = threading.Event()
+    other_writes = 0
+
+    def other_writer() -> None:
+        nonlocal other_writes
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=5)
+        while not stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE chat SET title = title WHERE id = ?", (chat.id,))
+            conn.execute("COMMIT")
+            other_writes += 1
+        conn.close()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        for i in range(300):
+            store.add_message(chat.id, "user", f"message {i}")
+    finally:
+        stop.set()
+        writer.join()
+    assert other_writes > 0
+    assert len(store.list_messages(chat.id)) == 301

@@ -104,11 +104,11 @@ def test_added_pages_show_a_page_rail_that_switches_between_them(qtbot: Any, win
 def test_the_first_frame_shows_the_panels_where_the_chat_screen_then_appears(qapp: Any) -> None:
     from PySide6.QtWidgets import QFrame, QWidget
 
-    from nexus_desktop.ui.main_window import MainWindow
+    from nexus_desktop.ui.main_window import APP_PAGES, MainWindow
     from nexus_desktop.ui.theme import apply_theme
 
     apply_theme(qapp)
-    window = MainWindow(build=False)
+    window = MainWindow(build=False, reserved_pages=APP_PAGES)
     window.show()
     qapp.processEvents()
 
@@ -118,17 +118,25 @@ def test_the_first_frame_shows_the_panels_where_the_chat_screen_then_appears(qap
 
     skeleton = window.centralWidget()
     first_frame = {panel.objectName(): place(panel) for panel in skeleton.findChildren(QFrame)}
-    assert set(first_frame) == {"Sidebar", "TopBar", "Composer", "StatusLine"}
+    assert set(first_frame) == {"NavRail", "Sidebar", "TopBar", "Composer", "StatusLine"}
 
     window.build_ui()
     qapp.processEvents()
     built = {
+        "NavRail": place(window.nav_rail),
         "Sidebar": place(window.sidebar),
         "TopBar": place(window.top_bar),
         "Composer": place(window.chat_view.composer.frame),
         "StatusLine": place(window.status_line),
     }
     assert first_frame == built
+
+    # The reserved pages are in the rail already; the real page takes its placeholder's place.
+    window.show_page("training")
+    real_page = QWidget()
+    window.add_page("training", "Training", "chart", real_page)
+    assert window.current_page() == "training" and real_page.isVisible()
+    assert list(window.nav_rail.buttons) == ["chat", "modules", "training"]
     window.close()
 
 

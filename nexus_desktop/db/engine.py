@@ -24,7 +24,11 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _on_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # IMMEDIATE: a transaction that reads and then writes would otherwise fail at once with
+    # "database is locked" when another connection (the training collector, a module job)
+    # committed in between; taking the write lock up front makes it wait (busy_timeout) instead.
+    # Read-only sessions take it too; they last milliseconds, and readers never block in WAL.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def open_engine(path: Path) -> Engine:

@@ -85,6 +85,35 @@ def _decision(
     )
 
 
+FIRST_ADAPTER_PASSES = "Nothing to compare with; the first adapter passes."
+
+
+class SingleMetricPolicy(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def parameters(self) -> dict[str, Any]: ...
+
+    def allows(self, candidate: float, reference: float) -> bool: ...
+
+
+def _judge_one_metric(
+    policy: SingleMetricPolicy,
+    metric: str,
+    metrics: tuple[Metrics, Metrics | None, Metrics | None],
+    explain: Callable[[bool, float, float, str], str],
+) -> Decision:
+    """Candidate against the incumbent (or the base model) on one metric; ``explain`` words it."""
+    candidate, incumbent, base = metrics
+    reference, who = _reference(incumbent, base)
+    c = _metric(candidate, metric, "candidate")
+    if reference is None:
+        return _decision(policy, True, FIRST_ADAPTER_PASSES, candidate, incumbent, base)
+    r = _metric(reference, metric, who)
+    promote = policy.allows(c, r)
+    return _decision(policy, promote, explain(promote, c, r, who), candidate, incumbent, base)
+
+
 @dataclass(frozen=True)
 class NoRegression:
     """Promote when the candidate keeps at least ``threshold`` of the incumbent's score."""
@@ -102,17 +131,11 @@ class NoRegression:
         return candidate >= self.threshold * reference
 
     def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision:
-        reference, who = _reference(incumbent, base)
-        c = _metric(candidate, self.metric, "candidate")
-        if reference is None:
-            return _decision(
-                self, True, "Nothing to compare with; the first adapter passes.", candidate, incumbent, base
-            )
-        r = _metric(reference, self.metric, who)
-        promote = self.allows(c, r)
-        verb = "keeps" if promote else "falls below"
-        reason = f"{self.metric} {c:.4g} {verb} {self.threshold:g} x the {who}'s {r:.4g}."
-        return _decision(self, promote, reason, candidate, incumbent, base)
+        def explain(promote: bool, c: float, r: float, who: str) -> str:
+            verb = "keeps" if promote else "falls below"
+            return f"{self.metric} {c:.4g} {verb} {self.threshold:g} x the {who}'s {r:.4g}."
+
+        return _judge_one_metric(self, self.metric, (candidate, incumbent, base), explain)
 
 
 @dataclass(frozen=True)
@@ -132,17 +155,12 @@ class MustImprove:
         return candidate > reference + self.min_delta
 
     def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision:
-        reference, who = _reference(incumbent, base)
-        c = _metric(candidate, self.metric, "candidate")
-        if reference is None:
-            return _decision(
-                self, True, "Nothing to compare with; the first adapter passes.", candidate, incumbent, base
-            )
-        r = _metric(reference, self.metric, who)
-        promote = self.allows(c, r)
-        verb = "improves on" if promote else "does not improve on"
-        reason = f"{self.metric} {c:.4g} {verb} the {who}'s {r:.4g} (needed a margin of {self.min_delta:g})."
-        return _decision(self, promote, reason, candidate, incumbent, base)
+        def explain(promote: bool, c: float, r: float, who: str) -> str:
+            verb = "improves on" if promote else "does not improve on"
+            margin = f"needed a margin of {self.min_delta:g}"
+            return f"{self.metric} {c:.4g} {verb} the {who}'s {r:.4g} ({margin})."
+
+        return _judge_one_metric(self, self.metric, (candidate, incumbent, base), explain)
 
 
 @dataclass(frozen=True)
@@ -163,9 +181,7 @@ class ParetoDominant:
         for metric in self.metrics:
             _metric(candidate, metric, "candidate")
         if reference is None:
-            return _decision(
-                self, True, "Nothing to compare with; the first adapter passes.", candidate, incumbent, base
-            )
+            return _decision(self, True, FIRST_ADAPTER_PASSES, candidate, incumbent, base)
         for metric in self.metrics:
             _metric(reference, metric, who)
         worse = self.worse_on(candidate, reference)

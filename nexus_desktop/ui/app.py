@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 
 def main(argv: list[str] | None = None) -> int:
     from nexus_desktop import APP_NAME
-    from nexus_desktop.ui.main_window import MainWindow
+    from nexus_desktop.ui.main_window import APP_PAGES, MainWindow
     from nexus_desktop.ui.theme import app_icon, apply_theme
 
     # QT_QPA_PLATFORM (offscreen, xcb, wayland…) is read by Qt itself from the environment.
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # First frame: the chat screen's panels (ui/skeleton.py); the widgets replace them right after.
     probe = bool(os.environ.get("NEXUS_STARTUP_PROBE"))
-    window = MainWindow(build=False)
+    window = MainWindow(build=False, reserved_pages=APP_PAGES)
     window.show()
     app.processEvents()
     if probe:

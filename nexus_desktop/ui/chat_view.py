@@ -16,6 +16,7 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from nexus_desktop.ui.composer import Composer
+from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.theme import CHAT_MAX_COLUMN_WIDTH, CHAT_SIDE_MARGIN, MESSAGE_AVATAR_SIZE
 from nexus_desktop.ui.widgets import BannerArea, push_button
@@ -83,9 +84,7 @@ class ChatView(QWidget):
         self._build()
 
     def _build(self) -> None:
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
+        layout = tight(QVBoxLayout(self))
 
         self.scroll_area = QScrollArea()
         self.scroll_area.setObjectName("MessageScroll")

@@ -17,6 +17,8 @@ import shiboken6
 from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
 
+from nexus_desktop.ui.layouts import tight
+
 if TYPE_CHECKING:
     from PySide6.QtGui import QCloseEvent
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
+# The pages the app adds once its core is up (ui/lifecycle.py); reserving them when the window is
+# built puts the page rail in place from the first frame, so nothing shifts when they arrive.
+APP_PAGES = (("modules", "Modules", "grid"), ("training", "Training", "chart"))
 
 
 def background(parent: QWidget, work: Any, success: Callable[[Any], object] | None = None) -> QueryOp[Any]:
@@ -67,7 +72,7 @@ class MainWindow(QMainWindow):
     chat_view: ChatView
     status_line: StatusLine
 
-    def __init__(self, *, build: bool = True) -> None:
+    def __init__(self, *, build: bool = True, reserved_pages: tuple[tuple[str, str, str], ...] = ()) -> None:
         super().__init__()
         from nexus_desktop import APP_NAME
 
@@ -79,12 +84,13 @@ class MainWindow(QMainWindow):
         self.characters: list[Character] = []
         self._model_dirty = True
         self._character_actions: CharacterActions | None = None
+        self._reserved_pages = reserved_pages
         if build:
             self.build_ui()
         else:
             from nexus_desktop.ui.skeleton import startup_skeleton
 
-            self.setCentralWidget(startup_skeleton(self.width()))
+            self.setCentralWidget(startup_skeleton(self.width(), rail=bool(reserved_pages)))
 
     @property
     def character_actions(self) -> CharacterActions:
@@ -104,12 +110,8 @@ class MainWindow(QMainWindow):
         from nexus_desktop.ui.sidebar import Sidebar
 
         central = QWidget()
-        outer = QVBoxLayout(central)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.setSpacing(0)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(0)
+        outer = tight(QVBoxLayout(central))
+        row = tight(QHBoxLayout())
         self.nav_rail = NavRail()
         self.nav_rail.page_chosen.connect(self.show_page)
         self.pages = QStackedWidget()
@@ -118,14 +120,10 @@ class MainWindow(QMainWindow):
         outer.addLayout(row, 1)
 
         chat_page = QWidget()
-        chat_row = QHBoxLayout(chat_page)
-        chat_row.setContentsMargins(0, 0, 0, 0)
-        chat_row.setSpacing(0)
+        chat_row = tight(QHBoxLayout(chat_page))
         self.sidebar = Sidebar()
         chat_row.addWidget(self.sidebar)
-        right = QVBoxLayout()
-        right.setContentsMargins(0, 0, 0, 0)
-        right.setSpacing(0)
+        right = tight(QVBoxLayout())
         self.top_bar = TopBar()
         self.chat_view = ChatView()
         right.addWidget(self.top_bar)
@@ -133,6 +131,8 @@ class MainWindow(QMainWindow):
         chat_row.addLayout(right, 1)
         self._page_keys: list[str] = []
         self.add_page("chat", "Chat", "chat", chat_page)
+        for key, title, icon_name in self._reserved_pages:
+            self.add_page(key, title, icon_name, _placeholder_page(title))
         self.show_page("chat")
 
         self.status_line = StatusLine()
@@ -158,7 +158,18 @@ class MainWindow(QMainWindow):
     # Pages ---------------------------------------------------------------------------------
 
     def add_page(self, key: str, title: str, icon_name: str, widget: QWidget) -> None:
-        """Add a page (e.g. Training, Modules); the page rail appears once there are two."""
+        """Add a page (e.g. Training, Modules), or fill a reserved one; the rail shows from two."""
+        if key in self._page_keys:
+            index = self._page_keys.index(key)
+            placeholder = self.pages.widget(index)
+            showing = self.pages.currentIndex() == index
+            self.pages.insertWidget(index, widget)
+            if placeholder is not None:
+                self.pages.removeWidget(placeholder)
+                placeholder.deleteLater()
+            if showing:
+                self.pages.setCurrentIndex(index)
+            return
         self.pages.addWidget(widget)
         self._page_keys.append(key)
         self.nav_rail.add_page(key, title, icon_name)
@@ -416,3 +427,16 @@ class MainWindow(QMainWindow):
             return
         event.accept()
         self.closed.emit()
+
+
+def _placeholder_page(title: str) -> QWidget:
+    """What a reserved page shows until the app has started far enough to build it."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    page = QWidget()
+    label = QLabel(f"{title} opens once NEXUS has finished starting…", page)
+    label.setObjectName("EmptyState")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    tight(QVBoxLayout(page)).addWidget(label)
+    return page

@@ -30,6 +30,7 @@ from nexus_desktop.modules.service import ModuleService, ModuleView
 from nexus_desktop.ui.approval_dialog import ApprovalDialog, ReportDialog
 from nexus_desktop.ui.credential_dialog import CredentialDialog
 from nexus_desktop.ui.install_queue import InstallJob, InstallQueue
+from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.module_card import MODULES_STYLE, ModuleCardWidget
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.widgets import BannerArea, push_button
@@ -55,9 +56,7 @@ class ModulesPage(QWidget):
         self._refresh_timer = QTimer(self, singleShot=True, interval=50)
         self._refresh_timer.timeout.connect(self.refresh)
 
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.setSpacing(0)
+        outer = tight(QVBoxLayout(self))
         header = QFrame()
         header.setObjectName("PageHeader")
         header.setFixedHeight(68)

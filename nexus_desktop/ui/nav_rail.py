@@ -7,7 +7,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QButtonGroup, QFrame, QToolButton, QVBoxLayout, QWidget
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS
+from nexus_desktop.ui.theme import COLORS, NAV_RAIL_WIDTH
 
 
 class NavRail(QFrame):
@@ -16,7 +16,7 @@ class NavRail(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("NavRail")
-        self.setFixedWidth(60)
+        self.setFixedWidth(NAV_RAIL_WIDTH)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(8, 14, 8, 14)
         self._layout.setSpacing(8)

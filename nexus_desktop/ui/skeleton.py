@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
+from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.theme import (
     CHAT_MAX_COLUMN_WIDTH,
     CHAT_SIDE_MARGIN,
+    NAV_RAIL_WIDTH,
     SIDEBAR_WIDTH,
     STATUS_LINE_HEIGHT,
     TOP_BAR_HEIGHT,
@@ -28,27 +30,27 @@ def _panel(name: str) -> QFrame:
     return frame
 
 
-def startup_skeleton(window_width: int) -> QWidget:
-    """Sidebar, top bar, composer and status line as empty panels, for a window this wide."""
+def startup_skeleton(window_width: int, *, rail: bool = False) -> QWidget:
+    """Page rail, sidebar, top bar, composer and status line as empty panels, for this width."""
     skeleton = QWidget()
-    outer = QVBoxLayout(skeleton)
-    outer.setContentsMargins(0, 0, 0, 0)
-    outer.setSpacing(0)
-    row = QHBoxLayout()
-    row.setContentsMargins(0, 0, 0, 0)
-    row.setSpacing(0)
+    outer = tight(QVBoxLayout(skeleton))
+    row = tight(QHBoxLayout())
+    left = 0
+    if rail:
+        nav_rail = _panel("NavRail")
+        nav_rail.setFixedWidth(NAV_RAIL_WIDTH)
+        row.addWidget(nav_rail)
+        left = NAV_RAIL_WIDTH
     sidebar = _panel("Sidebar")
     sidebar.setFixedWidth(SIDEBAR_WIDTH)
     row.addWidget(sidebar)
 
-    chat = QVBoxLayout()
-    chat.setContentsMargins(0, 0, 0, 0)
-    chat.setSpacing(0)
+    chat = tight(QVBoxLayout())
     top_bar = _panel("TopBar")
     top_bar.setFixedHeight(TOP_BAR_HEIGHT)
     chat.addWidget(top_bar)
     chat.addStretch(1)
-    side = max(CHAT_SIDE_MARGIN, (window_width - SIDEBAR_WIDTH - CHAT_MAX_COLUMN_WIDTH) // 2)
+    side = max(CHAT_SIDE_MARGIN, (window_width - left - SIDEBAR_WIDTH - CHAT_MAX_COLUMN_WIDTH) // 2)
     bottom = QHBoxLayout()
     bottom.setContentsMargins(side, 6, side, 16)
     composer = _panel("Composer")

@@ -54,6 +54,7 @@ FONT_FAMILIES = [
 BASE_POINT_SIZE = 10
 
 # Sizes the first frame (ui/skeleton.py) shares with the widgets that later replace it.
+NAV_RAIL_WIDTH = 60
 SIDEBAR_WIDTH = 284
 TOP_BAR_HEIGHT = 68
 STATUS_LINE_HEIGHT = 30

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from nexus_desktop.training.service import EXPORT_FORMATS, GateView, JobView, TrainingService, ZooRow
 from nexus_desktop.ui.gate_view import GateDecisionView
+from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.loss_plot import LossPlot
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.theme import COLORS, logo_pixmap
@@ -194,9 +195,7 @@ class TrainingPage(QWidget):
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
 
-        root = QHBoxLayout(self)
-        root.setContentsMargins(0, 0, 0, 0)
-        root.setSpacing(0)
+        root = tight(QHBoxLayout(self))
         root.addWidget(self._build_zoo_pane())
         root.addWidget(self._build_main(), 1)
 
@@ -260,9 +259,7 @@ class TrainingPage(QWidget):
 
     def _build_main(self) -> QWidget:
         main = QWidget()
-        layout = QVBoxLayout(main)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
+        layout = tight(QVBoxLayout(main))
 
         top = QFrame()
         top.setObjectName("TopBar")
