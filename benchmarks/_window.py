@@ -21,6 +21,7 @@ def run_with_window(body: Callable[[Any, Any], Awaitable[T]], **settings: Any) -
     from PySide6.QtWidgets import QApplication
 
     from nexus_desktop.core import AppCore
+    from nexus_desktop.ui.lifecycle import freeze_startup_heap
     from nexus_desktop.ui.main_window import MainWindow
     from nexus_desktop.ui.theme import apply_theme
 
@@ -36,6 +37,7 @@ def run_with_window(body: Callable[[Any, Any], Awaitable[T]], **settings: Any) -
         window.show()
         await window.attach(core, load_model=False)
         await window.ensure_model()
+        freeze_startup_heap()  # as the app does once it has started
         try:
             return await body(window, core)
         finally:

@@ -21,12 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ui_stall import Heartbeat, describe
 
+from nexus_desktop.ui.lifecycle import freeze_startup_heap
+
 
 async def body(page, service, steps: int) -> None:  # type: ignore[no-untyped-def]
     page.bind(service)
     while page.zoo_list.count() == 0:
         await asyncio.sleep(0.05)
     page.zoo_list.setCurrentRow([row.model_id for row in page.zoo_rows].index("router"))
+    freeze_startup_heap()  # as the app does once it has started
     beat = Heartbeat()
     beat.start()
     await asyncio.sleep(3)
