@@ -141,7 +141,9 @@ def chat_with(
         return source
 
     core.settings = core.settings.model_copy(update={"tools_by_model": tools_by_model})
-    core.chat = ChatService(core.db, get_source, lambda: core.settings, lambda: tools, route=route)
+    core.chat = ChatService(
+        core.db, get_source, lambda: core.settings, lambda: tools, route=route, collect=core.collector.collect
+    )
     return core.chat
 
 
@@ -309,6 +311,57 @@ def test_a_promoted_intent_router_picks_the_tool_and_the_model_fills_its_argumen
     assert (called.name, called.arguments) == ("dice.roll", {"notation": "3d6"})
     assert called.message.stats is not None and called.message.stats["via"] == "router"
     assert isinstance(events[-1], ReplySaved)
+
+
+def test_saying_whether_the_router_was_right_becomes_router_training_data(
+    core: AppCore, tools: InProcessTools
+) -> None:
+    import sqlite3
+
+    async def router(_text: str) -> str:
+        return "roll_dice"
+
+    source = ScriptedSource(['{"notation": "1d20"}', "Rolled.", '{"notation": "1d6"}', "Rolled again."])
+    chat_with(core, source, tools, tools_by_model=False, route=router)
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        chat_id = await open_first_chat(core)
+        first = next(
+            e for e in await collect(core.chat.send(chat_id, "roll a d20")) if isinstance(e, ToolCalled)
+        )
+        second = next(
+            e
+            for e in await collect(core.chat.send(chat_id, "what do you remember?"))
+            if isinstance(e, ToolCalled)
+        )
+        confirmed = await core.chat.judge_route(first.message.id, True)
+        corrected = await core.chat.judge_route(second.message.id, False, "recall_note")
+        with pytest.raises(ValueError, match="one of chat, roll_dice"):
+            await core.chat.judge_route(second.message.id, False, "dance")
+        return first, confirmed, corrected
+
+    first, confirmed, corrected = asyncio.run(scenario())
+    assert first.message.stats["route"] == {"text": "roll a d20", "label": "roll_dice"}
+    assert confirmed.stats["route"]["verdict"] == "right"
+    assert corrected.stats["route"]["verdict"] == "wrong"
+    assert corrected.stats["route"]["corrected_label"] == "recall_note"
+    assert core.collector.flush(30)
+    conn = sqlite3.connect(core.store.path)
+    rows = conn.execute(
+        "SELECT signal, payload FROM training_example WHERE dataset = 'router' ORDER BY id"
+    ).fetchall()
+    conn.close()
+    assert [(signal, json.loads(payload)) for signal, payload in rows] == [
+        ("route_confirmed", {"text": "roll a d20", "label": "roll_dice"}),
+        ("route_corrected", {"text": "what do you remember?", "label": "recall_note"}),
+    ]
+
+
+def test_the_router_labels_the_chat_offers_are_the_zoo_routers_labels() -> None:
+    from nexus_desktop.chat.routing import ROUTE_CHOICES
+    from nexus_desktop.training.zoo import get_spec
+
+    assert list(ROUTE_CHOICES) == list(get_spec("router").labels)
 
 
 def test_the_router_saying_chat_means_a_plain_reply(core: AppCore, tools: InProcessTools) -> None:

@@ -250,3 +250,50 @@ def test_a_tool_command_shows_its_result_between_message_and_reply(
     tool = chat.widgets[before + 1]
     assert "roll" in tool.label.text()
     assert [m.role for m in reopen(core).list_messages(chat.chat_id)[-3:]] == roles
+
+
+def test_a_tool_call_the_router_chose_asks_once_whether_it_was_right(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    import json
+    import sqlite3
+
+    chat = window.chat_view
+    chat_id = chat.chat_id
+    # A routed call as the chat service saves it (routing itself needs a trained router adapter).
+    core.store.add_message(chat_id, "user", "what do you remember about me?")
+    core.store.add_message(
+        chat_id,
+        "tool",
+        "dice.roll → 4",
+        {
+            "tool": "dice.roll",
+            "arguments": {"notation": "1d6"},
+            "via": "router",
+            "ok": True,
+            "result": "4",
+            "error": None,
+            "seconds": 0.01,
+            "route": {"text": "what do you remember about me?", "label": "roll_dice"},
+        },
+    )
+    run(qtbot, chat.open_character(chat.character))
+    tool = chat.widgets[-1]
+    assert tool.role == "tool" and tool.route_row.isVisible()
+    assert "Was it right?" in tool.route_label.text()
+    assert "Roll dice" not in [action.text() for action in tool.route_menu.actions()]
+
+    next(a for a in tool.route_menu.actions() if a.text() == "Recall notes").trigger()
+    qtbot.waitUntil(lambda: not tool.route_wrong_button.isVisible(), timeout=LONG)
+    assert "should have been: Recall notes" in tool.route_label.text()
+    assert not tool.route_right_button.isVisible()
+    route = reopen(core).get_message(tool.message_id).stats["route"]
+    assert (route["verdict"], route["corrected_label"]) == ("wrong", "recall_note")
+
+    assert core.collector.flush(30)
+    conn = sqlite3.connect(core.store.path)
+    rows = conn.execute("SELECT signal, payload FROM training_example WHERE dataset = 'router'").fetchall()
+    conn.close()
+    assert [(signal, json.loads(payload)) for signal, payload in rows] == [
+        ("route_corrected", {"text": "what do you remember about me?", "label": "recall_note"})
+    ]

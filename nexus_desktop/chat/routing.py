@@ -23,6 +23,21 @@ LABEL_TOOLS = {
     "system_status": "system-monitor.status",
 }
 
+# Every label in plain words, for the user correcting a routed call (the zoo's router labels).
+ROUTE_CHOICES = {
+    "chat": "Just chat, no tool",
+    "roll_dice": "Roll dice",
+    "remember_note": "Remember a note",
+    "recall_note": "Recall notes",
+    "system_status": "Check the system",
+    "build_module": "Build a module",
+}
+
+
+def label_for_tool(tool: str) -> str | None:
+    return next((label for label, name in LABEL_TOOLS.items() if name == tool), None)
+
+
 RouterLookup = Callable[[], tuple[Path, Path, str, Sequence[str]] | None]
 """-> (base model, active router adapter, system prompt, labels), or None without a promoted router."""
 

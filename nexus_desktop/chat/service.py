@@ -16,7 +16,7 @@ from typing import Any
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.chat.commands import parse_command
 from nexus_desktop.chat.prompt import PromptPlan, Turn, build_prompt
-from nexus_desktop.chat.routing import LABEL_TOOLS
+from nexus_desktop.chat.routing import LABEL_TOOLS, ROUTE_CHOICES, label_for_tool
 from nexus_desktop.chat.tools import (
     ToolCall,
     ToolInfo,
@@ -285,9 +285,12 @@ class ChatService:
             outcome = ToolResult(False, "", f"The tool {call.name} could not be run ({error}); try again.")
         self._collect(signals.ToolCalled(text, call.name, dict(call.arguments), outcome.ok))
         record = ToolRecord.of(call, outcome)
-        saved = await self.db.call(
-            self.db.store.add_message, chat_id, "tool", record.message_text(), record.as_dict()
-        )
+        stats = record.as_dict()
+        label = label_for_tool(call.name) if call.via == "router" else None
+        if label is not None:
+            # Kept so the user can say whether the router was right (judge_route): training data.
+            stats["route"] = {"text": text, "label": label}
+        saved = await self.db.call(self.db.store.add_message, chat_id, "tool", record.message_text(), stats)
         return ToolCalled(call.name, call.arguments, outcome, saved)
 
     async def _routed_call(self, text: str, tools: list[ToolInfo], source: ModelSource) -> ToolCall | None:
@@ -350,6 +353,26 @@ class ChatService:
             name, context = await self._learning_context(before)
             self._collect(signals.ReplyEdited(name, context, before.content, text))
         return edited
+
+    async def judge_route(self, message_id: int, right: bool, corrected_label: str | None = None) -> Message:
+        """The user says whether the router picked the right thing for a tool call, or what was.
+
+        Either way it becomes a router training example (``route_confirmed``/``route_corrected``);
+        the verdict is kept with the call, so the chat shows it and asks only once.
+        """
+        message = await self.db.call(self.db.store.get_message, message_id)
+        route = (message.stats or {}).get("route")
+        if message.role != "tool" or not isinstance(route, dict):
+            raise ValueError("This tool call was not picked by the router; there is nothing to judge.")
+        if not right and corrected_label not in ROUTE_CHOICES:
+            choices = ", ".join(ROUTE_CHOICES)
+            raise ValueError(f"Say which it should have been: one of {choices}.")
+        label = str(route.get("label"))
+        right = right or corrected_label == label  # "wrong, it should be what it was" is a yes
+        corrected = None if right else corrected_label
+        self._collect(signals.RouteDecided(str(route.get("text")), label, right, corrected))
+        verdict = {**route, "verdict": "right" if right else "wrong", "corrected_label": corrected}
+        return await self.db.call(self.db.store.update_stats, message_id, route=verdict)
 
     async def rate_message(self, message_id: int, thumbs_up: bool, corrected: str | None = None) -> Message:
         """Thumbs up or down on the shown reply; a corrected reply becomes a new swipe and is shown."""

@@ -196,12 +196,17 @@ class Store:
     def set_rating(self, message_id: int, rating: int) -> Message:
         """Record +1 or -1 on the shown alternative (kept beside its generation figures)."""
 
-        def rate(message: Message) -> None:
+        return self.update_stats(message_id, rating=rating)
+
+    def update_stats(self, message_id: int, **fields: Any) -> Message:
+        """Merge ``fields`` into the shown alternative's stats (a tool call's record, a verdict)."""
+
+        def update(message: Message) -> None:
             stats = self._padded_stats(message)
-            stats[message.swipe_index] = {**(stats[message.swipe_index] or {}), "rating": rating}
+            stats[message.swipe_index] = {**(stats[message.swipe_index] or {}), **fields}
             message.swipe_stats = stats
 
-        return self._change_message(message_id, rate)
+        return self._change_message(message_id, update)
 
     def delete_message(self, message_id: int) -> None:
         with self._session() as s:

@@ -215,10 +215,9 @@ class ChatView(QWidget):
     def _make_widget(self, message: Message) -> ChatItem:
         # The message widgets' modules load with the first message, after the window is painted.
         from nexus_desktop.ui.message_widget import MessageWidget
-        from nexus_desktop.ui.tool_widget import ToolCallWidget
 
         if message.role == "tool":
-            return ToolCallWidget(message)
+            return self._tool_widget(message)
         sender, avatar = self._names(message)
         widget = MessageWidget(message, sender=sender, avatar=avatar, display=self._display)
         widget.set_max_text_width(self._text_width())
@@ -227,6 +226,13 @@ class ChatView(QWidget):
         widget.swipe_requested.connect(self._swipe)
         widget.regenerate_requested.connect(self.regenerate)
         widget.rated.connect(self._rate)
+        return widget
+
+    def _tool_widget(self, message: Message) -> ToolCallWidget:
+        from nexus_desktop.ui.tool_widget import ToolCallWidget
+
+        widget = ToolCallWidget(message)
+        widget.route_judged.connect(self._judge_route)
         return widget
 
     def _append(self, message: Message) -> ChatItem:
@@ -359,9 +365,7 @@ class ChatView(QWidget):
                     self._stream_text += event.text
                     self._dirty = True
                 elif isinstance(event, ToolCalled):
-                    from nexus_desktop.ui.tool_widget import ToolCallWidget
-
-                    self._insert_before_stream(ToolCallWidget(event.message))
+                    self._insert_before_stream(self._tool_widget(event.message))
                 elif isinstance(event, HistoryTrimmed):
                     self.banners.show_banner("info", event.notice)
                 elif isinstance(event, ReplySaved):
@@ -472,6 +476,17 @@ class ChatView(QWidget):
                 self._remove(widget)
 
         QueryOp(parent=self, op=delete, success=removed).failure(self.show_error).run_in_background()
+
+    def _judge_route(self, message_id: int, right: bool, corrected_label: str) -> None:
+        assert self.core is not None
+        chat = self.core.chat
+
+        async def judge() -> Message:
+            return await chat.judge_route(message_id, right, corrected_label or None)
+
+        QueryOp(parent=self, op=judge, success=self._replace_message).failure(
+            self.show_error
+        ).run_in_background()
 
     def _replace_message(self, message: Message) -> None:
         assert message.id is not None

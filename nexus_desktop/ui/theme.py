@@ -161,6 +161,8 @@ QToolButton[role="icon"]:hover {{ background: {c.surface_hover}; border-color: {
 #Composer {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 14px; }}
 #Composer[focused="true"] {{ border: 1px solid {c.accent}; }}
 #ComposerInput {{ background: transparent; border: none; padding: 4px 2px; font-size: 10.5pt; }}
+#RouteQuestion {{ color: {c.muted}; font-size: 8.5pt; }}
+#RouteWrong::menu-indicator {{ image: none; width: 0; }}
 #InlineHint {{ color: {c.warning}; font-size: 9pt; }}
 #EmptyState {{ color: {c.muted}; font-size: 11pt; }}
 
