@@ -48,7 +48,7 @@ def close(qtbot: Any, page: Any, service: Any) -> None:
 def test_the_page_lists_each_model_with_its_examples_against_the_threshold(
     qtbot: Any, qt_loop: asyncio.AbstractEventLoop, engine: Engine, tmp_path: Path
 ) -> None:
-    from nexus_desktop.ui.training_page import ZooItem
+    from nexus_desktop.ui.zoo_item import ZooItem
 
     add_examples(engine, 5)
     service = make_service(engine, tmp_path)

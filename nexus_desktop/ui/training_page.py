@@ -38,70 +38,14 @@ from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.loss_plot import LossPlot
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.theme import COLORS, logo_pixmap
-from nexus_desktop.ui.widgets import BannerArea, push_button, set_style_property
+from nexus_desktop.ui.training_style import PAGE_STYLE, STATE_COLOURS
+from nexus_desktop.ui.widgets import BannerArea, push_button
+from nexus_desktop.ui.zoo_item import TASK_NAMES, ZooItem
 
 POLL_MS = 500
 ZOO_EVERY = 6
 """The zoo (counts of collected examples) is refreshed every sixth poll: it changes slowly."""
 JOB_COLUMNS = ("Job", "Model", "State", "Progress", "Loss", "Best", "ETA")
-TASK_NAMES = {
-    "chat_persona": "chat persona",
-    "classifier": "classifier",
-    "tool_dispatch": "tool dispatch",
-    "evaluator": "evaluator",
-}
-
-# Page-local rules (the lead may move them into theme.stylesheet()).
-PAGE_STYLE = f"""
-#TrainingPage {{ background: {COLORS.window}; }}
-#ZooPane {{ background: {COLORS.sidebar}; border-right: 1px solid {COLORS.border}; }}
-#ZooList {{ background: transparent; border: none; padding: 0; }}
-#ZooList::item {{ border-radius: 10px; margin: 1px 0; padding: 0; }}
-#ZooList::item:hover {{ background: {COLORS.surface}; }}
-#ZooList::item:selected {{ background: {COLORS.accent_soft}; }}
-#ZooName {{ font-weight: 650; background: transparent; }}
-#ZooMeta {{ color: {COLORS.muted}; font-size: 8.5pt; background: transparent; }}
-#ZooCount {{ color: {COLORS.text_dim}; font-size: 8.5pt; background: transparent; }}
-QProgressBar {{ background: {COLORS.surface_active}; border: none; border-radius: 3px; max-height: 6px; }}
-QProgressBar::chunk {{ background: {COLORS.accent}; border-radius: 3px; }}
-QProgressBar[ready="true"]::chunk {{ background: {COLORS.success}; }}
-#Card {{ background: {COLORS.surface}; border: 1px solid {COLORS.border}; border-radius: 12px; }}
-#Card QLabel {{ background: transparent; }}
-#StatValue {{ font-size: 13pt; font-weight: 650; }}
-#StatLabel {{ color: {COLORS.muted}; font-size: 8pt; font-weight: 600; letter-spacing: 1px; }}
-#JobTable {{ background: {COLORS.window}; border: none; }}
-#JobTable::item {{ padding: 4px; border-bottom: 1px solid {COLORS.border}; }}
-#JobTable::item:selected {{ background: {COLORS.accent_soft}; color: {COLORS.text}; }}
-#LogTail {{ background: {COLORS.sidebar}; border: none; font-family: "DejaVu Sans Mono", monospace;
-    font-size: 8.5pt; color: {COLORS.text_dim}; }}
-#VerdictPill {{ border-radius: 9px; padding: 3px 10px; font-size: 8.5pt; font-weight: 700;
-    letter-spacing: 1px; }}
-#VerdictPill[state="promoted"] {{ background: {COLORS.success}; color: {COLORS.window}; }}
-#VerdictPill[state="approved"] {{ background: {COLORS.accent_soft}; color: {COLORS.accent_hover};
-    border: 1px solid {COLORS.accent}; }}
-#VerdictPill[state="rejected"] {{ background: {COLORS.danger_soft}; color: {COLORS.danger};
-    border: 1px solid {COLORS.danger}; }}
-#VerdictPill[state="pending"] {{ background: {COLORS.surface_active}; color: {COLORS.text_dim}; }}
-#GateTitle {{ font-weight: 650; }}
-#GatePolicy {{ color: {COLORS.muted}; font-size: 9pt; }}
-#GateReason {{ color: {COLORS.text}; font-size: 10.5pt; }}
-#GateOverride {{ color: {COLORS.warning}; font-size: 9pt; }}
-#GateTable {{ background: {COLORS.window}; border: none; }}
-#GateTable::item {{ border-bottom: 1px solid {COLORS.border}; padding-right: 12px; }}
-#GateHistory {{ background: transparent; border: none; padding: 0; }}
-#GateHistory::item {{ color: {COLORS.text_dim}; padding: 3px 2px; border-radius: 6px; }}
-#GateView, #LossTab {{ background: {COLORS.window}; }}
-QPushButton[role="danger"]:disabled {{ background: {COLORS.sidebar}; border-color: {COLORS.border};
-    color: {COLORS.muted}; }}
-"""
-
-STATE_COLOURS = {
-    "RUNNING": COLORS.accent_hover,
-    "PENDING": COLORS.text_dim,
-    "DONE": COLORS.success,
-    "FAILED": COLORS.danger,
-    "CANCELLED": COLORS.muted,
-}
 
 
 def format_eta(seconds: float | None) -> str:
@@ -114,50 +58,6 @@ def format_eta(seconds: float | None) -> str:
 
 def _loss(value: float | None) -> str:
     return f"{value:.4f}" if value is not None else "—"
-
-
-class ZooItem(QWidget):
-    """One zoo model: name, task and active adapter, and collected examples against its threshold."""
-
-    def __init__(self, row: ZooRow) -> None:
-        super().__init__()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 9, 12, 10)
-        layout.setSpacing(3)
-        top = QHBoxLayout()
-        self.name = QLabel(row.name)
-        self.name.setObjectName("ZooName")
-        self.count = QLabel()
-        self.count.setObjectName("ZooCount")
-        top.addWidget(self.name, 1)
-        top.addWidget(self.count)
-        layout.addLayout(top)
-        self.meta = QLabel()
-        self.meta.setObjectName("ZooMeta")
-        layout.addWidget(self.meta)
-        self.bar = QProgressBar()
-        self.bar.setTextVisible(False)
-        self.bar.setFixedHeight(6)
-        layout.addSpacing(3)
-        layout.addWidget(self.bar)
-        self.update_row(row)
-
-    def update_row(self, row: ZooRow) -> None:
-        self.row = row
-        self.count.setText(f"{row.new_examples} / {row.threshold}")
-        adapter = row.active_adapter or "base model"
-        if row.active_adapter and row.active_is_override:
-            adapter += " (by hand)"
-        self.meta.setText(f"{TASK_NAMES.get(row.task, row.task)} · {adapter}")
-        self.bar.setRange(0, max(1, row.threshold))
-        self.bar.setValue(min(row.new_examples, row.threshold))
-        set_style_property(self.bar, "ready", row.ready)
-        ready = "ready to train" if row.ready else f"{row.threshold - row.new_examples} more to train"
-        self.setToolTip(
-            f"{row.new_examples} new examples since the last run ({row.total_examples} collected); "
-            f"{ready}. "
-            + ("Promotes on its own when the gate approves." if row.auto_promote else "A person promotes.")
-        )
 
 
 class Stat(QWidget):
