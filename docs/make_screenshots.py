@@ -43,7 +43,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from nexus_desktop.core import AppCore
-    from nexus_desktop.ui.main_window import MainWindow
+    from nexus_desktop.ui.main_window import APP_PAGES, MainWindow
     from nexus_desktop.ui.theme import apply_theme
 
     app = QApplication(sys.argv)
@@ -52,7 +52,7 @@ def main() -> int:
     asyncio.set_event_loop(loop)
     core = AppCore()
     core.settings = core.settings.model_copy(update={"threads": 1, "max_tokens": 90, "user_name": "Alex"})
-    window = MainWindow()
+    window = MainWindow(reserved_pages=APP_PAGES)  # the page rail, as in the running app
     window.resize(1280, 800)
     window.show()
     with loop:

@@ -258,11 +258,14 @@ def test_a_tool_call_the_router_chose_asks_once_whether_it_was_right(
     import json
     import sqlite3
 
+    from nexus_desktop.ui.ops import wait_for_running_ops
+
     chat = window.chat_view
+    run(qtbot, wait_for_running_ops())  # the chat the window opened on its own has loaded
     chat_id = chat.chat_id
     # A routed call as the chat service saves it (routing itself needs a trained router adapter).
     core.store.add_message(chat_id, "user", "what do you remember about me?")
-    core.store.add_message(
+    saved = core.store.add_message(
         chat_id,
         "tool",
         "dice.roll → 4",
@@ -278,16 +281,19 @@ def test_a_tool_call_the_router_chose_asks_once_whether_it_was_right(
         },
     )
     run(qtbot, chat.open_character(chat.character))
-    tool = chat.widgets[-1]
-    assert tool.role == "tool" and tool.route_row.isVisible()
+    tool = chat._widget_for(saved.id)
+    assert tool is not None and tool.role == "tool" and tool.route_row.isVisible()
     assert "Was it right?" in tool.route_label.text()
     assert "Roll dice" not in [action.text() for action in tool.route_menu.actions()]
 
     next(a for a in tool.route_menu.actions() if a.text() == "Recall notes").trigger()
-    qtbot.waitUntil(lambda: not tool.route_wrong_button.isVisible(), timeout=LONG)
+    db = reopen(core)
+    qtbot.waitUntil(lambda: "verdict" in db.get_message(saved.id).stats["route"], timeout=LONG)
+    run(qtbot, wait_for_running_ops())
+    tool = chat._widget_for(saved.id)
     assert "should have been: Recall notes" in tool.route_label.text()
-    assert not tool.route_right_button.isVisible()
-    route = reopen(core).get_message(tool.message_id).stats["route"]
+    assert not tool.route_right_button.isVisible() and not tool.route_wrong_button.isVisible()
+    route = db.get_message(saved.id).stats["route"]
     assert (route["verdict"], route["corrected_label"]) == ("wrong", "recall_note")
 
     assert core.collector.flush(30)

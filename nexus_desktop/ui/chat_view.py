@@ -24,6 +24,7 @@ from nexus_desktop.ui.widgets import BannerArea, push_button
 if TYPE_CHECKING:
     import asyncio
 
+    from nexus_desktop.chat.service import ChatService
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Character, Message
     from nexus_desktop.ui.message_widget import MessageWidget
@@ -429,42 +430,30 @@ class ChatView(QWidget):
     def _widget_for(self, message_id: int) -> ChatItem | None:
         return next((w for w in self.widgets if w.message.id == message_id), None)
 
-    def _edit(self, message_id: int, text: str) -> None:
+    def _chat_service(self) -> ChatService:
         assert self.core is not None
-        chat = self.core.chat
+        return self.core.chat
 
-        async def save() -> Message:
-            return await chat.edit_message(message_id, text)
-
-        QueryOp(parent=self, op=save, success=self._replace_message).failure(
+    def _change(self, change: Awaitable[Message]) -> None:
+        """Save a change to one message off the Qt thread, then show the message as saved."""
+        QueryOp(parent=self, op=change, success=self._replace_message).failure(
             self.show_error
         ).run_in_background()
+
+    def _edit(self, message_id: int, text: str) -> None:
+        self._change(self._chat_service().edit_message(message_id, text))
 
     def _swipe(self, message_id: int, index: int) -> None:
-        assert self.core is not None
-        chat = self.core.chat
-
-        async def show() -> Message:
-            return await chat.show_swipe(message_id, index)
-
-        QueryOp(parent=self, op=show, success=self._replace_message).failure(
-            self.show_error
-        ).run_in_background()
+        self._change(self._chat_service().show_swipe(message_id, index))
 
     def _rate(self, message_id: int, thumbs_up: bool) -> None:
-        assert self.core is not None
-        chat = self.core.chat
+        self._change(self._chat_service().rate_message(message_id, thumbs_up))
 
-        async def rate() -> Message:
-            return await chat.rate_message(message_id, thumbs_up)
-
-        QueryOp(parent=self, op=rate, success=self._replace_message).failure(
-            self.show_error
-        ).run_in_background()
+    def _judge_route(self, message_id: int, right: bool, corrected_label: str) -> None:
+        self._change(self._chat_service().judge_route(message_id, right, corrected_label or None))
 
     def _delete(self, message_id: int) -> None:
-        assert self.core is not None
-        chat = self.core.chat
+        chat = self._chat_service()
 
         async def delete() -> int:
             await chat.delete_message(message_id)
@@ -476,17 +465,6 @@ class ChatView(QWidget):
                 self._remove(widget)
 
         QueryOp(parent=self, op=delete, success=removed).failure(self.show_error).run_in_background()
-
-    def _judge_route(self, message_id: int, right: bool, corrected_label: str) -> None:
-        assert self.core is not None
-        chat = self.core.chat
-
-        async def judge() -> Message:
-            return await chat.judge_route(message_id, right, corrected_label or None)
-
-        QueryOp(parent=self, op=judge, success=self._replace_message).failure(
-            self.show_error
-        ).run_in_background()
 
     def _replace_message(self, message: Message) -> None:
         assert message.id is not None
