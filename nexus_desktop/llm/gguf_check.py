@@ -2,9 +2,10 @@
 
 llama.cpp trusts model files: a truncated file, a zero tensor dimension, a duplicate vocabulary
 entry or a wrongly typed key can crash the process that loads it.  This module reads only the
-header (metadata and tensor table, never the weights) with its own bounded parser, so a crafted
-file cannot make it hang or allocate without limit, and turns every problem into a
-``ModelFileError`` whose text tells the user what is wrong and what to do.
+header (metadata and tensor table, never the weights) with our own bounded reader
+(``gguf_reader``), so a crafted file cannot make it hang or allocate without limit, checks what
+llama.cpp relies on, and turns every problem into a ``ModelFileError`` whose text tells the user
+what is wrong and what to do.
 
 The ``gguf`` package's ``GGUFReader`` is not used for this: it takes seconds on a real model
 (it builds a numpy view per vocabulary entry) and loops on a crafted array count.
@@ -12,65 +13,37 @@ The ``gguf`` package's ``GGUFReader`` is not used for this: it takes seconds on 
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
+from gguf.constants import GGUFValueType, LlamaFileType
 
 from nexus_desktop.llm.contract import ModelFileError
+from nexus_desktop.llm.gguf_reader import (
+    INTEGER_TYPES,
+    ArrayInfo,
+    Cursor,
+    Malformed,
+    TensorInfo,
+    Truncated,
+    format_size,
+    product,
+    read_metadata,
+    read_tensor,
+    shown,
+)
 
 _MAGIC = b"GGUF"
 _SUPPORTED_VERSIONS = (2, 3)
 _DEFAULT_ALIGNMENT = 32
-_MAX_DIMS = 4
-_MAX_TENSOR_NAME = 63  # GGML_MAX_NAME is 64 including the terminating zero.
 _MAX_TENSORS = 65_536
 _MAX_KEYS = 65_536
-_MAX_STRING = 1 << 30
-_MAX_STRING_ARRAY = 1 << 23
-_MAX_KEPT_STRING = 1 << 20
-_CHUNK = 1 << 20
 
-_SCALAR_FORMATS: dict[GGUFValueType, str] = {
-    GGUFValueType.UINT8: "<B",
-    GGUFValueType.INT8: "<b",
-    GGUFValueType.UINT16: "<H",
-    GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I",
-    GGUFValueType.INT32: "<i",
-    GGUFValueType.FLOAT32: "<f",
-    GGUFValueType.BOOL: "<?",
-    GGUFValueType.UINT64: "<Q",
-    GGUFValueType.INT64: "<q",
-    GGUFValueType.FLOAT64: "<d",
-}
-_INTEGER_TYPES = frozenset(_SCALAR_FORMATS) - {
-    GGUFValueType.FLOAT32,
-    GGUFValueType.FLOAT64,
-    GGUFValueType.BOOL,
-}
 # Keys llama.cpp reads with type-asserting getters: a wrong type aborts the process.
 _STRING_KEYS = ("general.architecture", "general.type", "general.name", "tokenizer.ggml.model")
 _SPECIAL_TOKENS = ("bos", "eos", "eot", "eom", "unknown", "seperator", "padding", "mask", "cls")
-
-
-@dataclass(frozen=True)
-class ArrayInfo:
-    item_type: GGUFValueType
-    count: int
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    shape: tuple[int, ...]
-    """Dimensions in GGUF order: ``shape[0]`` is the row length (ggml's ``ne[0]``)."""
-    ggml_type: GGMLQuantizationType
-    offset: int
-    n_bytes: int
 
 
 @dataclass(frozen=True)
@@ -102,192 +75,17 @@ class ModelInfo:
         return f"{self.name} · {self.architecture} · {params} · {self.quantization} · {size}"
 
 
-class _Truncated(Exception):
-    """The header claims more bytes than the file holds; ``needed`` is the full size when known."""
-
-    def __init__(self, needed: int | None = None) -> None:
-        super().__init__(needed)
-        self.needed = needed
-
-
-class _Malformed(Exception):
-    """The header is structurally wrong; the message is a short fragment for the user."""
-
-
-def format_size(n_bytes: int) -> str:
-    if n_bytes >= 1_000_000_000:
-        return f"{n_bytes / 1e9:.1f} GB"
-    if n_bytes >= 1_000_000:
-        return f"{n_bytes / 1e6:.0f} MB"
-    return f"{n_bytes / 1e3:.0f} KB" if n_bytes >= 1000 else f"{n_bytes} bytes"
-
-
 def _format_count(count: int) -> str:
     if count >= 1_000_000_000:
         return f"{count / 1e9:.1f}B"
     return f"{count / 1e6:.0f}M" if count >= 1_000_000 else str(count)
 
 
-class _Cursor:
-    """Sequential reads over a file with a bounded buffer; never reads past ``size``."""
-
-    def __init__(self, handle: BinaryIO, size: int) -> None:
-        self._handle = handle
-        self._size = size
-        self._buffer = b""
-        self._pos = 0
-        self._base = 0
-
-    def tell(self) -> int:
-        return self._base + self._pos
-
-    def remaining(self) -> int:
-        return self._size - self.tell()
-
-    def take(self, n: int) -> bytes:
-        if n > self.remaining():
-            raise _Truncated
-        if self._pos + n > len(self._buffer):
-            self._base += self._pos
-            self._handle.seek(self._base)
-            self._buffer = self._handle.read(max(n, _CHUNK))
-            self._pos = 0
-            if len(self._buffer) < n:
-                raise _Truncated
-        chunk = self._buffer[self._pos : self._pos + n]
-        self._pos += n
-        return chunk
-
-    def skip(self, n: int) -> None:
-        if n > self.remaining():
-            raise _Truncated
-        if self._pos + n <= len(self._buffer):
-            self._pos += n
-        else:
-            self._base, self._buffer, self._pos = self.tell() + n, b"", 0
-
-    def unpack(self, fmt: str) -> int | float | bool:
-        value: int | float | bool = struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
-        return value
-
-    def u32(self) -> int:
-        return int(self.unpack("<I"))
-
-    def u64(self) -> int:
-        return int(self.unpack("<Q"))
-
-    def string(self, what: str) -> bytes:
-        length = self.u64()
-        if length > _MAX_STRING:
-            raise _Malformed(f"{what} claims to be {format_size(length)} long")
-        return self.take(length)
-
-
-def _shown(text: str, limit: int = 200) -> str:
-    """Text that may quote the file, made safe for a one-line message."""
-    return "".join(char if char.isprintable() else "?" for char in text[:limit])
-
-
-def _value_type(raw: int, key: str) -> GGUFValueType:
-    try:
-        return GGUFValueType(raw)
-    except ValueError:
-        raise _Malformed(f"metadata key '{key}' has an unknown value type {raw}") from None
-
-
-def _read_array(cursor: _Cursor, key: str) -> tuple[ArrayInfo, list[bytes] | None]:
-    item_type = _value_type(cursor.u32(), key)
-    count = cursor.u64()
-    if item_type == GGUFValueType.ARRAY:
-        raise _Malformed(f"metadata key '{key}' is a nested array")
-    if item_type == GGUFValueType.STRING:
-        if count > _MAX_STRING_ARRAY:
-            raise _Malformed(f"metadata key '{key}' claims an impossible {count} entries")
-        if count * 8 > cursor.remaining():
-            raise _Truncated
-        # Only the vocabulary is kept: duplicates in it make llama.cpp abort.
-        keep = key == "tokenizer.ggml.tokens"
-        items = [cursor.string(f"an entry of '{key}'") for _ in range(count)] if keep else None
-        if not keep:
-            for _ in range(count):
-                cursor.skip(cursor.u64())
-        return ArrayInfo(item_type, count), items
-    item_size = struct.calcsize(_SCALAR_FORMATS[item_type])
-    if count * item_size > cursor.remaining():
-        raise _Truncated
-    cursor.skip(count * item_size)
-    return ArrayInfo(item_type, count), None
-
-
-def _read_text_value(cursor: _Cursor, key: str) -> str:
-    length = cursor.u64()
-    if length > _MAX_STRING:
-        raise _Malformed(f"the value of '{key}' claims to be {format_size(length)} long")
-    if length > _MAX_KEPT_STRING:
-        # Embedded tokenizer JSON and the like: nothing here needs its text.
-        cursor.skip(length)
-        return ""
-    return cursor.take(length).decode("utf-8", errors="replace")
-
-
-def _read_metadata(
-    cursor: _Cursor, kv_count: int
-) -> tuple[dict[str, object], dict[str, GGUFValueType], list[bytes] | None]:
-    values: dict[str, object] = {}
-    types: dict[str, GGUFValueType] = {}
-    vocabulary: list[bytes] | None = None
-    for index in range(kv_count):
-        raw_key = cursor.string("a metadata key")
-        if not raw_key:
-            raise _Malformed(f"metadata key number {index + 1} is empty")
-        key = raw_key.decode("utf-8", errors="replace")
-        if key in types:
-            raise _Malformed(f"metadata key '{key}' appears twice")
-        value_type = _value_type(cursor.u32(), key)
-        types[key] = value_type
-        if value_type == GGUFValueType.STRING:
-            values[key] = _read_text_value(cursor, key)
-        elif value_type == GGUFValueType.ARRAY:
-            values[key], items = _read_array(cursor, key)
-            if items is not None:
-                vocabulary = items
-        else:
-            values[key] = cursor.unpack(_SCALAR_FORMATS[value_type])
-    return values, types, vocabulary
-
-
-def _read_tensor(cursor: _Cursor) -> TensorInfo:
-    name = cursor.string("a tensor name").decode("utf-8", errors="replace")
-    if not name:
-        raise _Malformed("a tensor has an empty name")
-    if len(name.encode()) > _MAX_TENSOR_NAME:
-        raise _Malformed(f"tensor name '{name[:40]}' is too long")
-    n_dims = cursor.u32()
-    if not 1 <= n_dims <= _MAX_DIMS:
-        raise _Malformed(f"tensor '{name}' has {n_dims} dimensions")
-    shape = tuple(cursor.u64() for _ in range(n_dims))
-    if 0 in shape:
-        raise _Malformed(f"tensor '{name}' has a zero-sized dimension {list(shape)}")
-    n_elements = _product(shape)
-    if n_elements >= 1 << 62:
-        raise _Malformed(f"tensor '{name}' has an impossible shape {list(shape)}")
-    raw_type = cursor.u32()
-    try:
-        ggml_type = GGMLQuantizationType(raw_type)
-        block_size, type_size = GGML_QUANT_SIZES[ggml_type]
-    except (ValueError, KeyError):
-        raise _Malformed(f"tensor '{name}' has an unknown data type {raw_type}") from None
-    if shape[0] % block_size:
-        raise _Malformed(f"tensor '{name}' has rows that do not fit its {ggml_type.name} blocks")
-    offset = cursor.u64()
-    return TensorInfo(name, shape, ggml_type, offset, n_elements // block_size * type_size)
-
-
 def _int_value(values: Mapping[str, object], types: Mapping[str, GGUFValueType], key: str) -> int | None:
     if key not in values:
         return None
-    if types[key] not in _INTEGER_TYPES:
-        raise _Malformed(f"metadata key '{key}' should be a number but is {types[key].name.lower()}")
+    if types[key] not in INTEGER_TYPES:
+        raise Malformed(f"metadata key '{key}' should be a number but is {types[key].name.lower()}")
     return int(values[key])  # type: ignore[call-overload]
 
 
@@ -296,20 +94,20 @@ def _check_known_keys(
 ) -> None:
     for key in _STRING_KEYS:
         if key in types and types[key] != GGUFValueType.STRING:
-            raise _Malformed(f"metadata key '{key}' should be text but is {types[key].name.lower()}")
+            raise Malformed(f"metadata key '{key}' should be text but is {types[key].name.lower()}")
     alignment_type = types.get("general.alignment")
     if alignment_type is not None and alignment_type != GGUFValueType.UINT32:
-        raise _Malformed("metadata key 'general.alignment' has the wrong type")
+        raise Malformed("metadata key 'general.alignment' has the wrong type")
     if "tokenizer.ggml.tokens" in types and vocabulary is None:
-        raise _Malformed("the vocabulary 'tokenizer.ggml.tokens' is not a list of text")
+        raise Malformed("the vocabulary 'tokenizer.ggml.tokens' is not a list of text")
     if vocabulary is None:
         return
     if len(set(vocabulary)) != len(vocabulary):
-        raise _Malformed("the vocabulary lists the same token twice")
+        raise Malformed("the vocabulary lists the same token twice")
     for suffix in _SPECIAL_TOKENS:
         token_id = _int_value(values, types, f"tokenizer.ggml.{suffix}_token_id")
         if token_id is not None and token_id >= len(vocabulary):
-            raise _Malformed(f"special token '{suffix}' points outside the vocabulary")
+            raise Malformed(f"special token '{suffix}' points outside the vocabulary")
 
 
 def _quantization(values: Mapping[str, object], tensors: list[TensorInfo]) -> str:
@@ -326,7 +124,7 @@ def _quantization(values: Mapping[str, object], tensors: list[TensorInfo]) -> st
 
 
 def _parse(path: Path, handle: BinaryIO, file_size: int) -> ModelInfo:
-    cursor = _Cursor(handle, file_size)
+    cursor = Cursor(handle, file_size)
     cursor.take(4)
     version = cursor.u32()
     if version & 0xFFFF == 0 and version:
@@ -341,34 +139,34 @@ def _parse(path: Path, handle: BinaryIO, file_size: int) -> ModelInfo:
         )
     tensor_count, kv_count = cursor.u64(), cursor.u64()
     if tensor_count > _MAX_TENSORS or kv_count > _MAX_KEYS:
-        raise _Malformed(f"the header claims {tensor_count} tensors and {kv_count} metadata keys")
-    values, types, vocabulary = _read_metadata(cursor, kv_count)
+        raise Malformed(f"the header claims {tensor_count} tensors and {kv_count} metadata keys")
+    values, types, vocabulary = read_metadata(cursor, kv_count)
     _check_known_keys(values, types, vocabulary)
-    tensors = [_read_tensor(cursor) for _ in range(tensor_count)]
+    tensors = [read_tensor(cursor) for _ in range(tensor_count)]
     by_name = {tensor.name: tensor for tensor in tensors}
     if len(by_name) != len(tensors):
-        raise _Malformed("two tensors have the same name")
+        raise Malformed("two tensors have the same name")
 
     alignment = int(values.get("general.alignment", _DEFAULT_ALIGNMENT))  # type: ignore[call-overload]
     if alignment <= 0 or alignment & (alignment - 1):
-        raise _Malformed(f"the alignment {alignment} is not a power of two")
+        raise Malformed(f"the alignment {alignment} is not a power of two")
     data_start = -(-cursor.tell() // alignment) * alignment
     expected_offset = 0
     for tensor in tensors:
         # llama.cpp requires tensors packed in order; anything else is a damaged table.
         if tensor.offset != expected_offset:
-            raise _Malformed(f"tensor '{tensor.name}' starts at the wrong place")
+            raise Malformed(f"tensor '{tensor.name}' starts at the wrong place")
         expected_offset += -(-tensor.n_bytes // alignment) * alignment
     needed = data_start + max((t.offset + t.n_bytes for t in tensors), default=0)
     if needed > file_size:
-        raise _Truncated(needed)
+        raise Truncated(needed)
 
     _check_splits(path, values, types)
     arch = values.get("general.architecture")
     architecture = arch if isinstance(arch, str) else ""
     alpha = values.get("adapter.lora.alpha")
     if alpha is not None and types["adapter.lora.alpha"] != GGUFValueType.FLOAT32:
-        raise _Malformed("metadata key 'adapter.lora.alpha' should be a 32-bit float")
+        raise Malformed("metadata key 'adapter.lora.alpha' should be a 32-bit float")
     adapter_type = values.get("adapter.type")
     vocab_array = values.get("tokenizer.ggml.tokens")
     return ModelInfo(
@@ -378,7 +176,7 @@ def _parse(path: Path, handle: BinaryIO, file_size: int) -> ModelInfo:
         kind=str(values.get("general.type", "model")),
         architecture=architecture,
         name=str(values.get("general.name") or path.stem),
-        parameter_count=sum(_product(t.shape) for t in tensors),
+        parameter_count=sum(product(t.shape) for t in tensors),
         size_label=str(values["general.size_label"]) if "general.size_label" in values else None,
         quantization=_quantization(values, tensors),
         context_length=_int_value(values, types, f"{architecture}.context_length"),
@@ -414,13 +212,6 @@ def _check_splits(path: Path, values: Mapping[str, object], types: Mapping[str, 
             )
 
 
-def _product(shape: tuple[int, ...]) -> int:
-    result = 1
-    for dim in shape:
-        result *= dim
-    return result
-
-
 def _not_gguf_reason(head: bytes) -> str:
     lowered = head.lstrip().lower()
     if lowered.startswith((b"<!doctype", b"<html")):
@@ -453,14 +244,14 @@ def inspect_model(path: str | Path) -> ModelInfo:
             return _parse(path, handle, file_size)
     except ModelFileError:
         raise
-    except _Truncated as error:
+    except Truncated as error:
         of_needed = f" of {format_size(error.needed)}" if error.needed else " on disk"
         raise ModelFileError(
             f"{path.name} is truncated ({format_size(path.stat().st_size)}{of_needed}); download it again."
         ) from None
-    except _Malformed as error:
+    except Malformed as error:
         raise ModelFileError(
-            f"{path.name} is damaged ({_shown(str(error))}); download it again or pick another model."
+            f"{path.name} is damaged ({shown(str(error))}); download it again or pick another model."
         ) from None
     except OSError as error:
         raise ModelFileError(
