@@ -49,6 +49,7 @@ from nexus_desktop.modules.runtime.protocol import (
     ToolResult,
     encode,
 )
+from nexus_desktop.modules.runtime.registrations import read_registrations
 from nexus_desktop.modules.runtime.validate import load_message, module_data_dir
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.modules.tables import ModuleRecord
@@ -461,33 +462,9 @@ class ModuleSupervisor:
         return values
 
     def _take_registrations(self, entry: _Module, result: Any) -> None:
-        data = result if isinstance(result, dict) else {}
-        entry.hooks = frozenset(str(h) for h in data.get("hooks", ()) if isinstance(h, str)) & frozenset(
-            entry.manifest.hooks if entry.manifest else ()
-        )
-        entry.tools = [
-            RemoteTool(str(t["name"]), str(t.get("description", "")), dict(t["parameters"]), entry.name)
-            for t in _dicts(data.get("tools"))
-            if isinstance(t.get("name"), str) and isinstance(t.get("parameters"), dict)
-        ]
-        entry.characters = [
-            RemoteCharacter(dict(c["card"]), _b64(c.get("avatar")), entry.name)
-            for c in _dicts(data.get("characters"))
-            if isinstance(c.get("card"), dict)
-        ]
-        entry.tasks = [
-            RemoteScheduledTask(
-                str(t["name"]), str(t.get("description", "")), int(t["interval_seconds"]), entry.name
-            )
-            for t in _dicts(data.get("tasks"))
-            if isinstance(t.get("interval_seconds"), int)
-        ]
-        entry.panels = [
-            RemotePanel(
-                str(p["name"]), str(p.get("title", "")), int(p.get("refresh_seconds", 60)), entry.name
-            )
-            for p in _dicts(data.get("panels"))
-        ]
+        offered = read_registrations(entry.name, entry.manifest.hooks if entry.manifest else (), result)
+        entry.hooks, entry.tools, entry.characters = offered.hooks, offered.tools, offered.characters
+        entry.tasks, entry.panels = offered.tasks, offered.panels
         self._index_tools()
 
     def _index_tools(self) -> None:
@@ -537,18 +514,3 @@ def _plain(context: MessageContext) -> dict[str, Any]:
     data = dataclasses.asdict(context)
     data["extra"] = dict(context.extra)
     return data
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _b64(value: Any) -> bytes | None:
-    import base64
-
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:
-        return None
