@@ -90,7 +90,10 @@ class _Module:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     child: ChildProcess | None = None
     manifest: ModuleManifest | None = None
-    pending: dict[int, asyncio.Future[dict[str, Any] | _Exited]] = field(default_factory=dict)
+    pending: dict[int, tuple[ChildProcess, asyncio.Future[dict[str, Any] | _Exited]]] = field(
+        default_factory=dict
+    )
+    """Calls waiting for an answer, with the process each was sent to."""
     tools: list[RemoteTool] = field(default_factory=list)
     characters: list[RemoteCharacter] = field(default_factory=list)
     tasks: list[RemoteScheduledTask] = field(default_factory=list)
@@ -323,7 +326,7 @@ class ModuleSupervisor:
         timeout = timeout or self.call_timeout
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any] | _Exited] = loop.create_future()
-        entry.pending[request_id] = future
+        entry.pending[request_id] = (child, future)
         try:
             data = encode({**message, "id": request_id})
             if len(data) > _BIG_MESSAGE_BYTES:
@@ -486,13 +489,14 @@ class ModuleSupervisor:
             log.warning("Module %s was refused: %s", entry.name, text)
             return
         request_id = message.get("id")
-        future = entry.pending.get(request_id) if isinstance(request_id, int) else None
-        if future is not None and not future.done():
-            future.set_result(message)
+        waiting = entry.pending.get(request_id) if isinstance(request_id, int) else None
+        if waiting is not None and not waiting[1].done():
+            waiting[1].set_result(message)
 
     def _on_exit(self, entry: _Module, child: ChildProcess, returncode: int) -> None:
-        for future in entry.pending.values():
-            if not future.done():
+        # Only this process's calls: after a reload its exit may be reported once the new one runs.
+        for sent_to, future in entry.pending.values():
+            if sent_to is child and not future.done():
                 future.set_result(_Exited(returncode, child.violation))
         if entry.child is child:
             entry.child = None
