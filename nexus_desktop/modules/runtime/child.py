@@ -17,6 +17,7 @@ import importlib
 import io
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ BOOTSTRAP = (
     "from nexus_desktop.modules.runtime.child import main; main(sys.argv[2:])"
 )
 _ERROR_CHARS = 400
+_PARENT_CHECK_SECONDS = 0.5
 
 
 class _Channel:
@@ -54,6 +56,28 @@ def _take_stdout() -> _Channel:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return _Channel(protocol)
+
+
+def _die_with_the_app() -> None:
+    """When the app dies without stopping us (SIGKILL, a crash), end this process and its programs.
+
+    A module stuck in a call never reads its closed stdin, so only the parent pid changing can
+    tell it.  The functions are bound now, before the module's code runs and could replace them.
+    """
+    if sys.platform == "win32":  # no re-parenting there; a job object would do it
+        return
+    parent, own_group = os.getppid(), os.getpid()  # we lead our session (separate_session)
+    getppid, sleep, killpg, exit_now = os.getppid, time.sleep, os.killpg, os._exit
+
+    def watch() -> None:
+        while getppid() == parent:
+            sleep(_PARENT_CHECK_SECONDS)
+        try:
+            killpg(own_group, signal.SIGKILL)  # programs the module started, then us
+        finally:
+            exit_now(1)
+
+    threading.Thread(target=watch, name="nexus-parent-watch", daemon=True).start()
 
 
 def _limit_resources(memory_limit_mb: int, cpu_seconds: int | None = None) -> None:
@@ -317,6 +341,7 @@ def _test(stdin: BinaryIO, channel: _Channel) -> None:
 
 def main(argv: list[str]) -> None:
     channel = _take_stdout()
+    _die_with_the_app()
     mode = argv[0] if argv else "serve"
     stdin = sys.stdin.buffer
     code = 0
