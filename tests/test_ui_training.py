@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from nexus_desktop.db.store import Store
+from nexus_desktop.training.tables import AdapterEvent
 from tests import ui_support
 from tests.training_support import add_examples, make_service
 from tests.ui_support import LONG, banner_texts, run
@@ -88,6 +90,27 @@ def test_a_running_job_shows_live_progress_and_a_growing_loss_curve_then_its_gat
     row = [gate.table.item(0, column).text() for column in range(4)]
     assert row == ["eval_loss ↓", "0.500", "—", "—"]
     assert page.promote_button.isEnabled() and not page.cancel_button.isEnabled()
+
+    # Recorded as the registry records a promotion by hand; its adapter checks need a real base
+    # model (test_loop_e2e promotes through them).
+    job = page.selected_job()
+    with Session(engine) as s:
+        s.add(
+            AdapterEvent(
+                model_id=job.model_id,
+                action="promote",
+                adapter_path=job.gguf_adapter,
+                job_id=job.id,
+                override=True,
+                reason="test",
+            )
+        )
+        s.commit()
+    qtbot.waitUntil(lambda: page.promote_button.text() == "Active", timeout=LONG)
+    assert not page.promote_button.isEnabled()
+    persona = page.zoo_list.itemWidget(page.zoo_list.item(0))
+    assert persona.meta.text() == "chat persona · job #1's adapter (by hand)"
+    assert page.subtitle.text().startswith("chat persona · job #1's adapter (by hand) · ")
     close(qtbot, page, service)
 
 

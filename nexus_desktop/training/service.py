@@ -53,10 +53,20 @@ class ZooRow:
     active_adapter: str | None
     """The active adapter's file name, or None when the model runs on its base."""
     active_is_override: bool
+    active_job_id: int | None = None
+    """The training job that made the active adapter (None: base model, or added by hand)."""
 
     @property
     def ready(self) -> bool:
         return self.new_examples >= self.threshold
+
+    @property
+    def active_label(self) -> str:
+        """What answers for this model, in words; every job's file is called adapter.gguf."""
+        if self.active_adapter is None:
+            return "base model"
+        label = self.active_adapter if self.active_job_id is None else f"job #{self.active_job_id}'s adapter"
+        return label + (" (by hand)" if self.active_is_override else "")
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,7 @@ class TrainingService:
                     auto_promote=spec.auto_promote,
                     active_adapter=active.adapter_path.name if active else None,
                     active_is_override=bool(active and active.override),
+                    active_job_id=active.job_id if active else None,
                 )
             )
         return rows

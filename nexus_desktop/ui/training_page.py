@@ -337,6 +337,7 @@ class TrainingPage(QWidget):
             ids = [r.model_id for r in rows]
             self.zoo_list.setCurrentRow(ids.index(current) if current in ids else 0 if rows else -1)
         self._show_header()
+        self._show_promote(self.selected_job())
 
     def _show_jobs(self, jobs: list[JobView]) -> None:
         self.jobs = jobs
@@ -375,7 +376,7 @@ class TrainingPage(QWidget):
     def _show_selected_job(self) -> None:
         job = self.selected_job()
         self.cancel_button.setEnabled(job is not None and not job.finished)
-        self.promote_button.setEnabled(job is not None and job.state == "DONE" and bool(job.gguf_adapter))
+        self._show_promote(job)
         if job is None:
             for stat in (self.state_stat, self.step_stat, self.loss_stat, self.best_stat, self.eta_stat):
                 stat.value.setText("—")
@@ -396,6 +397,19 @@ class TrainingPage(QWidget):
         self.gate_view.show_decision(decision, judging=job.judging)
         self.gate_view.show_history([d for d in self.decisions if d.model_id == job.model_id])
 
+    def _show_promote(self, job: JobView | None) -> None:
+        row = next((r for r in self.zoo_rows if job is not None and r.model_id == job.model_id), None)
+        live = job is not None and row is not None and row.active_job_id == job.id
+        self.promote_button.setEnabled(
+            job is not None and job.state == "DONE" and bool(job.gguf_adapter) and not live
+        )
+        self.promote_button.setText("Active" if live else "Promote")
+        self.promote_button.setToolTip(
+            "This job's adapter is the one in use"
+            if live
+            else "Make this job's adapter active whatever the gate said (recorded)"
+        )
+
     def _show_header(self) -> None:
         row = self.current_row()
         if row is None:
@@ -403,9 +417,8 @@ class TrainingPage(QWidget):
             self.subtitle.setText("No models in the zoo")
             return
         self.title.setText(row.name)
-        adapter = row.active_adapter or "base model"
         promote = "goes live when the gate approves" if row.auto_promote else "a person promotes"
-        self.subtitle.setText(f"{TASK_NAMES.get(row.task, row.task)} · {adapter} · {promote}")
+        self.subtitle.setText(f"{TASK_NAMES.get(row.task, row.task)} · {row.active_label} · {promote}")
         self.rollback_button.setEnabled(row.active_adapter is not None)
 
     # Selection ----------------------------------------------------------------------------------

@@ -44,10 +44,7 @@ class ZooItem(QWidget):
     def update_row(self, row: ZooRow) -> None:
         self.row = row
         self.count.setText(f"{row.new_examples} / {row.threshold}")
-        adapter = row.active_adapter or "base model"
-        if row.active_adapter and row.active_is_override:
-            adapter += " (by hand)"
-        self.meta.setText(f"{TASK_NAMES.get(row.task, row.task)} · {adapter}")
+        self.meta.setText(f"{TASK_NAMES.get(row.task, row.task)} · {row.active_label}")
         self.bar.setRange(0, max(1, row.threshold))
         self.bar.setValue(min(row.new_examples, row.threshold))
         set_style_property(self.bar, "ready", row.ready)
