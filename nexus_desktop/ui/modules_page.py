@@ -33,7 +33,7 @@ from nexus_desktop.ui.install_queue import InstallJob, InstallQueue
 from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.module_card import MODULES_STYLE, ModuleCardWidget
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.widgets import BannerArea, push_button
+from nexus_desktop.ui.widgets import BannerArea, push_button, title_block
 
 ARCHIVE_FILTER = "Module archives (*.zip *.whl);;All files (*)"
 COLUMNS = 2
@@ -62,14 +62,9 @@ class ModulesPage(QWidget):
         header.setFixedHeight(68)
         row = QHBoxLayout(header)
         row.setContentsMargins(24, 10, 20, 10)
-        titles = QVBoxLayout()
-        titles.setSpacing(0)
-        title = QLabel("Modules")
-        title.setObjectName("PageTitle")
-        subtitle = QLabel("Tools, characters and panels from modules · nothing runs until you approve it")
-        subtitle.setObjectName("PageSubtitle")
-        titles.addWidget(title)
-        titles.addWidget(subtitle)
+        titles, _, _ = title_block(
+            "Modules", "Tools, characters and panels from modules · nothing runs until you approve it"
+        )
         row.addLayout(titles, 1)
         self.install_folder_button = push_button("Install from folder…", icon_name="folder")
         self.install_folder_button.clicked.connect(self._pick_folder)

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, SIDEBAR_WIDTH, logo_pixmap
-from nexus_desktop.ui.widgets import push_button, round_avatar
+from nexus_desktop.ui.theme import COLORS, SIDEBAR_WIDTH
+from nexus_desktop.ui.widgets import brand_row, push_button, round_avatar
 
 if TYPE_CHECKING:
     from nexus_desktop.db.tables import Character
@@ -111,7 +111,7 @@ class Sidebar(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 16, 14, 14)
         layout.setSpacing(12)
-        layout.addLayout(self._brand())
+        layout.addLayout(brand_row("NEXUS", "DESKTOP"))
 
         self.search = QLineEdit()
         self.search.setObjectName("Search")
@@ -163,24 +163,6 @@ class Sidebar(QFrame):
             grid.addWidget(button, i // 2, i % 2)
         layout.addLayout(grid)
         self._update_buttons()
-
-    def _brand(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.setSpacing(10)
-        logo = QLabel()
-        logo.setPixmap(logo_pixmap(34))
-        words = QVBoxLayout()
-        words.setSpacing(0)
-        title = QLabel("NEXUS")
-        title.setObjectName("Brand")
-        subtitle = QLabel("DESKTOP")
-        subtitle.setObjectName("BrandSub")
-        words.addWidget(title)
-        words.addWidget(subtitle)
-        row.addWidget(logo)
-        row.addLayout(words)
-        row.addStretch(1)
-        return row
 
     # Data ---------------------------------------------------------------------------------
 

@@ -37,9 +37,9 @@ from nexus_desktop.ui.gate_view import GateDecisionView
 from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.loss_plot import LossPlot
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.theme import COLORS, logo_pixmap
+from nexus_desktop.ui.theme import COLORS
 from nexus_desktop.ui.training_style import PAGE_STYLE, STATE_COLOURS
-from nexus_desktop.ui.widgets import BannerArea, push_button
+from nexus_desktop.ui.widgets import BannerArea, brand_row, push_button, title_block
 from nexus_desktop.ui.zoo_item import TASK_NAMES, ZooItem
 
 POLL_MS = 500
@@ -108,21 +108,7 @@ class TrainingPage(QWidget):
         layout = QVBoxLayout(pane)
         layout.setContentsMargins(14, 16, 14, 14)
         layout.setSpacing(8)
-        brand = QHBoxLayout()
-        brand.setSpacing(10)
-        logo = QLabel()
-        logo.setPixmap(logo_pixmap(34))
-        names = QVBoxLayout()
-        names.setSpacing(0)
-        title = QLabel("TRAINING")
-        title.setObjectName("Brand")
-        sub = QLabel("SELF-IMPROVEMENT")
-        sub.setObjectName("BrandSub")
-        names.addWidget(title)
-        names.addWidget(sub)
-        brand.addWidget(logo)
-        brand.addLayout(names, 1)
-        layout.addLayout(brand)
+        layout.addLayout(brand_row("TRAINING", "SELF-IMPROVEMENT"))
         layout.addSpacing(12)
         heading = QHBoxLayout()
         label = QLabel("MODEL ZOO")
@@ -165,14 +151,7 @@ class TrainingPage(QWidget):
         top.setObjectName("TopBar")
         top_layout = QHBoxLayout(top)
         top_layout.setContentsMargins(24, 12, 16, 12)
-        titles = QVBoxLayout()
-        titles.setSpacing(0)
-        self.title = QLabel("Training")
-        self.title.setObjectName("ChatTitle")
-        self.subtitle = QLabel("")
-        self.subtitle.setObjectName("ChatSubtitle")
-        titles.addWidget(self.title)
-        titles.addWidget(self.subtitle)
+        titles, self.title, self.subtitle = title_block("Training", "", names=("ChatTitle", "ChatSubtitle"))
         top_layout.addLayout(titles, 1)
         self.promote_button = push_button("Promote", icon_name="check")
         self.promote_button.setToolTip("Make this job's adapter active whatever the gate said (recorded)")
@@ -215,6 +194,10 @@ class TrainingPage(QWidget):
         self.log_tail.setObjectName("LogTail")
         self.log_tail.setReadOnly(True)
         self.log_tail.setMaximumBlockCount(200)
+        self.log_tail.setPlaceholderText(
+            "No training job selected. Rate replies in chat (thumbs, corrections, swipes): a model "
+            "trains when its bar on the left fills, or press Train now. Its loss curve and log show here."
+        )
         loss_tab = QWidget()
         loss_tab.setObjectName("LossTab")
         loss_layout = QVBoxLayout(loss_tab)

@@ -1,4 +1,4 @@
-"""Small shared widgets: round avatars, icon buttons and the non-modal banner."""
+"""Small shared widgets: round avatars, buttons, title blocks and the non-modal banner."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, avatar_colour
+from nexus_desktop.ui.theme import COLORS, avatar_colour, logo_pixmap
 
 
 def set_style_property(widget: QWidget, name: str, value: object) -> None:
@@ -159,6 +159,31 @@ def push_button(
         colour = icon_colour or ("#ffffff" if role in ("primary", "stop") else COLORS.text_dim)
         button.setIcon(icons.icon(icon_name, colour, colour))
     return button
+
+
+def title_block(
+    title: str, subtitle: str, *, names: tuple[str, str] = ("PageTitle", "PageSubtitle")
+) -> tuple[QVBoxLayout, QLabel, QLabel]:
+    """A title over a subtitle, styled by the object ``names``; the labels are returned to update."""
+    block = QVBoxLayout()
+    block.setSpacing(0)
+    labels = (QLabel(title), QLabel(subtitle))
+    for label, name in zip(labels, names, strict=True):
+        label.setObjectName(name)
+        block.addWidget(label)
+    return block, *labels
+
+
+def brand_row(title: str, subtitle: str) -> QHBoxLayout:
+    """The logo with two words beside it, as the chat sidebar and the Training pane open."""
+    row = QHBoxLayout()
+    row.setSpacing(10)
+    logo = QLabel()
+    logo.setPixmap(logo_pixmap(34))
+    words, _, _ = title_block(title, subtitle, names=("Brand", "BrandSub"))
+    row.addWidget(logo)
+    row.addLayout(words, 1)
+    return row
 
 
 class Banner(QFrame):
