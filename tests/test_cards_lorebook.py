@@ -114,6 +114,88 @@ def test_selective_without_secondary_keys_works_like_a_plain_entry() -> None:
     assert contents(activate_entries(lore, ["castle"])) == ["walls"]
 
 
+@pytest.mark.parametrize(
+    ("logic", "message", "expected"),
+    [
+        (0, "castle moon", True),  # AND ANY
+        (0, "castle", False),
+        (1, "castle moon", True),  # NOT ALL: one secondary key is missing
+        (1, "castle moon night", False),
+        (2, "castle", True),  # NOT ANY
+        (2, "castle night", False),
+        (3, "castle moon night", True),  # AND ALL
+        (3, "castle moon", False),
+    ],
+)
+def test_sillytavern_selective_logic_combines_the_secondary_keys_as_it_did_there(
+    logic: int, message: str, expected: bool
+) -> None:
+    options = {"selectiveLogic": logic}
+    lore = book(
+        entry(["castle"], "lore", selective=True, secondary_keys=["moon", "night"], extensions=options)
+    )
+
+    assert bool(activate_entries(lore, [message])) is expected
+
+
+def test_an_entry_with_a_probability_applies_only_when_its_roll_succeeds() -> None:
+    settings = {"probability": 30, "useProbability": True}
+    lore = book(entry(["fog"], "fog lore", extensions=settings), entry([], "always", constant=True))
+
+    unlucky = activate_entries(lore, ["fog"], chance=lambda: 0.5)
+    lucky = activate_entries(lore, ["fog"], chance=lambda: 0.1)
+    switched_off = book(entry(["fog"], "fog lore", extensions={**settings, "useProbability": False}))
+
+    assert contents(unlucky) == ["always"]
+    assert contents(lucky) == ["always", "fog lore"]
+    assert contents(activate_entries(switched_off, ["fog"], chance=lambda: 0.99)) == ["fog lore"]
+
+
+def test_recursion_settings_keep_entries_out_of_or_only_in_recursion() -> None:
+    ship = entry(["ship"], "The ship sailed from Port Vell.")
+    port = entry(["Port Vell"], "Port Vell is ruled by the Salt Queen.")
+    queen = entry(["Salt Queen"], "The Salt Queen is old.")
+
+    excluded = book(ship, port.model_copy(update={"extensions": {"exclude_recursion": True}}), queen)
+    prevented = book(ship.model_copy(update={"extensions": {"prevent_recursion": True}}), port, queen)
+    delayed = book(entry(["ship"], "only through lore", extensions={"delay_until_recursion": True}))
+
+    assert contents(activate_entries(excluded.model_copy(update={"recursive_scanning": True}), ["ship"])) == [
+        "The ship sailed from Port Vell."
+    ]
+    assert len(activate_entries(prevented.model_copy(update={"recursive_scanning": True}), ["ship"])) == 1
+    assert activate_entries(delayed, ["ship"]) == []
+
+
+def test_match_whole_words_off_finds_keys_inside_longer_words() -> None:
+    lore = book(entry(["cat"], "cats", extensions={"match_whole_words": False}), entry(["dog"], "dogs"))
+
+    assert contents(activate_entries(lore, ["categories of dogma"])) == ["cats"]
+
+
+def test_a_sillytavern_world_info_file_keeps_its_settings_at_the_entry_top_level() -> None:
+    world = Lorebook.model_validate(
+        {
+            "entries": {
+                "0": {
+                    "uid": 0,
+                    "key": ["castle"],
+                    "keysecondary": ["moon"],
+                    "content": "no moon tonight",
+                    "selective": True,
+                    "selectiveLogic": 2,
+                    "caseSensitive": None,
+                    "matchWholeWords": False,
+                    "disable": False,
+                }
+            }
+        }
+    )
+
+    assert contents(activate_entries(world, ["the castles"])) == ["no moon tonight"]
+    assert activate_entries(world, ["the castle and the moon"]) == []
+
+
 def test_constant_entries_always_apply_even_with_no_messages() -> None:
     lore = book(entry([], "The year is 1888.", constant=True), entry(["fog"], "fog lore"))
 

@@ -4,15 +4,23 @@ Follows the Character Card V2/V3 lorebook rules: constant entries always apply; 
 are looked for in the last ``scan_depth`` messages; ``selective`` entries also need one of their
 secondary keys; with ``recursive_scanning`` the text of activated entries can activate more;
 ``token_budget`` drops the lowest-priority entries until the rest fit.
+
+SillyTavern's own entry settings, which its exports keep in each entry's ``extensions`` (and its
+world-info files at the entry's top level), are honoured too, so a card behaves as it did there:
+``selectiveLogic`` (AND ANY, NOT ALL, NOT ANY, AND ALL), ``probability`` with ``useProbability``,
+``exclude_recursion``, ``prevent_recursion``, ``delay_until_recursion``, ``match_whole_words`` and
+``case_sensitive``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from nexus_desktop.cards.model import Lorebook, LorebookEntry, LorePosition
 
@@ -31,6 +39,8 @@ _NO_SPACE_SCRIPTS = re.compile(
 )
 
 TokenCounter = Callable[[str], int]
+# SillyTavern's selectiveLogic: how the secondary keys of a selective entry combine.
+AND_ANY, NOT_ALL, NOT_ANY, AND_ALL = 0, 1, 2, 3
 
 
 def approximate_tokens(text: str) -> int:
@@ -43,27 +53,47 @@ def activate_entries(
     recent_messages: Sequence[str],
     *,
     token_counter: TokenCounter | None = None,
+    chance: Callable[[], float] = random.random,
 ) -> list[LorebookEntry]:
     """The entries to inject for this conversation, in insertion order.
 
     ``recent_messages`` is oldest first; only the last ``scan_depth`` of them (4 if the book
-    does not say) are searched for keys.
+    does not say) are searched for keys.  ``chance`` rolls for entries with a probability.
     """
     if book is None:
         return []
     depth = DEFAULT_SCAN_DEPTH if book.scan_depth is None else max(0, book.scan_depth)
     window = list(recent_messages)[-depth:] if depth else []
     candidates = [entry for entry in book.entries if entry.enabled]
+    rolled: dict[int, bool] = {}
 
-    active = [index for index, entry in enumerate(candidates) if entry.constant]
+    def lucky(index: int) -> bool:
+        """An entry with a probability is rolled for once per reply, as SillyTavern does."""
+        if index not in rolled:
+            rolled[index] = _passes_probability(candidates[index], chance)
+        return rolled[index]
+
+    active = [i for i, entry in enumerate(candidates) if entry.constant and lucky(i)]
     scanned = 0  # active[:scanned] have had their content searched already
     text = "\n".join(window)
     for passes in range(MAX_RECURSION_PASSES + 1):
+        recursing = passes > 0
         chosen = set(active)
-        active += [i for i, entry in enumerate(candidates) if i not in chosen and _triggered(entry, text)]
+        active += [
+            i
+            for i, entry in enumerate(candidates)
+            if i not in chosen
+            and _may_activate(entry, recursing=recursing)
+            and _triggered(entry, text)
+            and lucky(i)
+        ]
         if not book.recursive_scanning or passes == MAX_RECURSION_PASSES:
             break
-        text = "\n".join(candidates[i].content for i in active[scanned:])
+        text = "\n".join(
+            candidates[i].content
+            for i in active[scanned:]
+            if not _setting(candidates[i], "prevent_recursion")
+        )
         scanned = len(active)
         if not text:
             break
@@ -72,6 +102,33 @@ def activate_entries(
     if book.token_budget:
         selected = _fit_budget(selected, book.token_budget, token_counter or approximate_tokens)
     return sorted(selected, key=lambda entry: entry.insertion_order)
+
+
+def _setting(entry: LorebookEntry, name: str) -> Any:
+    """One of SillyTavern's entry settings: in ``extensions`` in cards (``exclude_recursion``), at
+    the entry's top level in its world-info files, in camelCase there (``excludeRecursion``)."""
+    first, *rest = name.split("_")
+    camel = first + "".join(part.title() for part in rest)
+    for place in (entry.extensions, entry.model_extra or {}):
+        for key in (name, camel):
+            if place.get(key) is not None:
+                return place[key]
+    return None
+
+
+def _may_activate(entry: LorebookEntry, *, recursing: bool) -> bool:
+    if recursing:
+        return not _setting(entry, "exclude_recursion")
+    return not _setting(entry, "delay_until_recursion")
+
+
+def _passes_probability(entry: LorebookEntry, chance: Callable[[], float]) -> bool:
+    if _setting(entry, "useProbability") is False:
+        return True
+    probability = _setting(entry, "probability")
+    if not isinstance(probability, int | float) or isinstance(probability, bool) or probability >= 100:
+        return True
+    return chance() * 100 < probability
 
 
 def _fit_budget(entries: list[LorebookEntry], budget: int, count: TokenCounter) -> list[LorebookEntry]:
@@ -94,19 +151,35 @@ def _fit_budget(entries: list[LorebookEntry], budget: int, count: TokenCounter) 
 def _triggered(entry: LorebookEntry, text: str) -> bool:
     if not text or not any(_matches(entry, key, text) for key in entry.keys):
         return False
-    if entry.selective and entry.secondary_keys:
-        return any(_matches(entry, key, text) for key in entry.secondary_keys)
-    return True
+    secondary = [key for key in entry.secondary_keys if key.strip()]
+    if not entry.selective or not secondary:
+        return True
+    found = [_matches(entry, key, text) for key in secondary]
+    logic = _setting(entry, "selectiveLogic")
+    if logic == NOT_ALL:
+        return not all(found)
+    if logic == NOT_ANY:
+        return not any(found)
+    if logic == AND_ALL:
+        return all(found)
+    return any(found)
 
 
 def _matches(entry: LorebookEntry, key: str, text: str) -> bool:
-    pattern = _compile(key, entry.use_regex, bool(entry.case_sensitive))
+    case_sensitive = entry.case_sensitive
+    if case_sensitive is None:
+        case_sensitive = _setting(entry, "case_sensitive")
+    whole_words = _setting(entry, "match_whole_words") is not False
+    pattern = _compile(key, entry.use_regex, bool(case_sensitive), whole_words)
     return pattern is not None and pattern.search(text) is not None
 
 
 @lru_cache(maxsize=2048)
-def _compile(key: str, use_regex: bool, case_sensitive: bool) -> re.Pattern[str] | None:
-    """A key as a pattern: ``/regex/flags``, a V3 ``use_regex`` key, or a whole-word-aware literal."""
+def _compile(
+    key: str, use_regex: bool, case_sensitive: bool, whole_words: bool = True
+) -> re.Pattern[str] | None:
+    """A key as a pattern: ``/regex/flags``, a V3 ``use_regex`` key, or a literal (whole words
+    unless the entry says otherwise)."""
     slashed = _SLASHED_REGEX.fullmatch(key.strip())
     if slashed or use_regex:
         source, flag_letters = (slashed.group(1), slashed.group(2)) if slashed else (key, "")
@@ -117,8 +190,8 @@ def _compile(key: str, use_regex: bool, case_sensitive: bool) -> re.Pattern[str]
     literal = key.strip()
     if not literal:
         return None
-    start = r"(?<!\w)" if _is_word_char(literal[0]) else ""
-    end = r"(?!\w)" if _is_word_char(literal[-1]) else ""
+    start = r"(?<!\w)" if whole_words and _is_word_char(literal[0]) else ""
+    end = r"(?!\w)" if whole_words and _is_word_char(literal[-1]) else ""
     return re.compile(start + re.escape(literal) + end, 0 if case_sensitive else re.IGNORECASE)
 
 
