@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from nexus_desktop.cards.lorebook import activate_entries, render_lore
+from nexus_desktop.cards.lorebook import DepthLore, activate_entries, lore_at_depth, render_lore
 from nexus_desktop.cards.model import Lorebook, LorebookEntry
 
 
@@ -194,6 +194,31 @@ def test_a_sillytavern_world_info_file_keeps_its_settings_at_the_entry_top_level
 
     assert contents(activate_entries(world, ["the castles"])) == ["no moon tonight"]
     assert activate_entries(world, ["the castle and the moon"]) == []
+
+
+def test_sillytavern_positions_outside_the_system_prompt_become_lore_in_the_chat() -> None:
+    exported = entry(
+        ["a"],
+        "at depth 3, as the user",
+        position="after_char",
+        extensions={"position": 4, "depth": 3, "role": 1},
+    )
+    authors_note = entry(["a"], "at the author's note", extensions={"position": 2})
+    world_file = LorebookEntry.model_validate(
+        {"key": ["a"], "content": "from a world file", "position": 4, "depth": 1}
+    )
+    examples = entry(["a"], "after the examples", extensions={"position": 6})
+
+    active = [exported, authors_note, world_file, examples]
+
+    assert lore_at_depth(active) == [
+        DepthLore(3, "user", "at depth 3, as the user"),
+        DepthLore(4, "system", "at the author's note"),
+        DepthLore(1, "system", "from a world file"),
+    ]
+    assert render_lore(active, "after_char") == "after the examples"
+    assert render_lore(active, "before_char") == ""
+    assert world_file.extensions == {"position": 4}
 
 
 def test_constant_entries_always_apply_even_with_no_messages() -> None:

@@ -81,6 +81,44 @@ def test_lorebook_entries_join_the_prompt_when_their_keys_come_up(vega: Characte
     assert "The Veil Nebula hides pirates." in mentioned.messages[0].content
 
 
+def test_lore_sillytavern_places_at_a_depth_goes_into_the_chat_there(vega: CharacterCard) -> None:
+    at_depth = {"position": 4, "depth": 2, "role": 0}
+    vega.character_book = Lorebook(
+        entries=[
+            LorebookEntry(keys=["nebula"], content="{{char}} fears the nebula.", extensions=at_depth),
+            LorebookEntry(keys=["nebula"], content="Pirates hide there.", extensions=at_depth),
+            LorebookEntry(
+                keys=["nebula"], content="Say it in one line.", extensions={"position": 4, "depth": 0}
+            ),
+        ]
+    )
+    history = [Turn("user", "hi"), Turn("assistant", "Hello, pilot."), Turn("user", "Course: the nebula.")]
+
+    result = plan(vega, history)
+
+    assert [m.content for m in result.messages[1:]] == [
+        "hi",
+        "Vega fears the nebula.\nPirates hide there.",
+        "Hello, pilot.",
+        "Course: the nebula.",
+        "Say it in one line.",
+        "Answer as Vega.",
+    ]
+    assert result.messages[2].role == "system"
+    assert "fears" not in result.messages[0].content
+
+
+def test_lore_deeper_than_the_kept_history_goes_before_its_oldest_message(vega: CharacterCard) -> None:
+    vega.character_book = Lorebook(
+        entries=[LorebookEntry(keys=["hi"], content="Deep lore.", extensions={"position": 4, "depth": 9})]
+    )
+
+    result = plan(vega, [Turn("user", "hi")])
+
+    assert [m.content for m in result.messages[1:3]] == ["Deep lore.", "hi"]
+    assert result.prompt_tokens == sum(len(m.content.split()) + 6 for m in result.messages)
+
+
 def test_macros_are_replaced_case_insensitively() -> None:
     assert substitute("{{Char}} greets {{USER}}, <BOT> and <USER>", "Vega", "Sam") == (
         "Vega greets Sam, Vega and Sam"

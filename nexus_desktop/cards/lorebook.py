@@ -19,8 +19,9 @@ import math
 import random
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from nexus_desktop.cards.model import Lorebook, LorebookEntry, LorePosition
 
@@ -41,6 +42,29 @@ _NO_SPACE_SCRIPTS = re.compile(
 TokenCounter = Callable[[str], int]
 # SillyTavern's selectiveLogic: how the secondary keys of a selective entry combine.
 AND_ANY, NOT_ALL, NOT_ANY, AND_ALL = 0, 1, 2, 3
+# SillyTavern's positions: 0/1 around the character, 2/3 at the author's note (a depth in the
+# chat), 4 at the entry's own depth, 5/6 around the example dialogue (which follows the character).
+_ST_POSITIONS: dict[int, Literal["before_char", "after_char", "at_depth"]] = {
+    0: "before_char",
+    1: "after_char",
+    2: "at_depth",
+    3: "at_depth",
+    4: "at_depth",
+    5: "after_char",
+    6: "after_char",
+}
+AUTHORS_NOTE_DEPTH = 4
+LoreRole = Literal["system", "user", "assistant"]
+_ST_ROLES: dict[int, LoreRole] = {0: "system", 1: "user", 2: "assistant"}
+
+
+@dataclass(frozen=True)
+class DepthLore:
+    """Lore that goes into the chat itself, ``depth`` messages from its end, as ``role``."""
+
+    depth: int
+    role: LoreRole
+    text: str
 
 
 def approximate_tokens(text: str) -> int:
@@ -210,14 +234,34 @@ def _is_word_char(char: str) -> bool:
     return (char.isalnum() or char == "_") and not _NO_SPACE_SCRIPTS.match(char)
 
 
+def placement(entry: LorebookEntry) -> Literal["before_char", "after_char", "at_depth"]:
+    """Where an entry goes: SillyTavern's number when the card has one, else the spec's words
+    (unset means before the character)."""
+    number = _setting(entry, "position")
+    if isinstance(number, int) and not isinstance(number, bool) and number in _ST_POSITIONS:
+        return _ST_POSITIONS[number]
+    return entry.position or "before_char"
+
+
 def render_lore(entries: Sequence[LorebookEntry], position: LorePosition) -> str:
-    """The content of the entries placed at ``position`` (unset means before the character), one per line."""
-    parts = [
-        _without_decorators(entry.content).strip()
-        for entry in entries
-        if (entry.position or "before_char") == position
-    ]
+    """The content of the entries placed at ``position`` in the system prompt, one per line."""
+    parts = [_without_decorators(entry.content).strip() for entry in entries if placement(entry) == position]
     return "\n".join(part for part in parts if part)
+
+
+def lore_at_depth(entries: Sequence[LorebookEntry]) -> list[DepthLore]:
+    """The entries that go into the chat, one message per depth and role, as SillyTavern joins them."""
+    grouped: dict[tuple[int, LoreRole], list[str]] = {}
+    for entry in entries:
+        text = _without_decorators(entry.content).strip()
+        if placement(entry) != "at_depth" or not text:
+            continue
+        depth = _setting(entry, "depth")
+        if _setting(entry, "position") in (2, 3) or not isinstance(depth, int) or isinstance(depth, bool):
+            depth = AUTHORS_NOTE_DEPTH
+        role = _ST_ROLES.get(_setting(entry, "role"), "system")
+        grouped.setdefault((max(0, depth), role), []).append(text)
+    return [DepthLore(depth, role, "\n".join(texts)) for (depth, role), texts in grouped.items()]
 
 
 def _without_decorators(content: str) -> str:

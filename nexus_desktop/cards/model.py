@@ -132,6 +132,13 @@ class LorebookEntry(BaseModel):
                 data[new] = data.pop(old)
         if "disable" in data and "enabled" not in data and isinstance(data["disable"], bool):
             data["enabled"] = not data.pop("disable")
+        position = data.get("position")
+        extensions = data.get("extensions")
+        if isinstance(position, int) and not isinstance(position, bool):
+            # World-info files number the position; the number goes where SillyTavern's own card
+            # export keeps it, so positions the spec has no word for are not lost.
+            extensions = dict(extensions) if isinstance(extensions, dict) else {}
+            data["extensions"] = {"position": position, **extensions}
         return data
 
     @field_validator("keys", "secondary_keys", mode="before")

@@ -6,8 +6,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from nexus_desktop.cards.lorebook import activate_entries, render_lore
-from nexus_desktop.cards.model import CharacterCard
+from nexus_desktop.cards.lorebook import activate_entries, lore_at_depth, render_lore
+from nexus_desktop.cards.model import CharacterCard, LorebookEntry
 from nexus_desktop.llm.contract import ChatMessage, ModelError, Role
 
 TokenCounter = Callable[[list[str]], Awaitable[list[int]]]
@@ -51,8 +51,7 @@ def substitute(text: str, char: str, user: str) -> str:
     return text
 
 
-def system_prompt(card: CharacterCard, user_name: str, recent: Sequence[str]) -> str:
-    lore = activate_entries(card.character_book, list(recent)) if card.character_book else []
+def system_prompt(card: CharacterCard, user_name: str, lore: Sequence[LorebookEntry]) -> str:
     sections = [
         card.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT,
         render_lore(lore, "before_char"),
@@ -83,17 +82,20 @@ async def build_prompt(
     if not history:
         raise ValueError("A prompt needs at least one message.")
     recent = [turn.content for turn in history[-LORE_SCAN_MESSAGES:]]
-    system = system_prompt(card, user_name, recent)
+    lore = activate_entries(card.character_book, recent) if card.character_book else []
+    system = system_prompt(card, user_name, lore)
+    in_chat = [
+        (d.depth, ChatMessage(d.role, substitute(d.text, card.name, user_name))) for d in lore_at_depth(lore)
+    ]
     turns = [Turn(t.role, substitute(t.content, card.name, user_name)) for t in history]
     post_history = substitute(card.post_history_instructions.strip(), card.name, user_name)
 
-    counts = await count_tokens([system, post_history, *(t.content for t in turns)])
-    system_tokens = counts[0] + PER_MESSAGE_OVERHEAD
-    post_tokens = counts[1] + PER_MESSAGE_OVERHEAD if post_history else 0
-    turn_tokens = [n + PER_MESSAGE_OVERHEAD for n in counts[2:]]
+    fixed_texts = [system, post_history, *(message.content for _, message in in_chat)]
+    counts = await count_tokens([*fixed_texts, *(t.content for t in turns)])
+    fixed = sum(n + PER_MESSAGE_OVERHEAD for n, text in zip(counts, fixed_texts, strict=False) if text)
+    turn_tokens = [n + PER_MESSAGE_OVERHEAD for n in counts[len(fixed_texts) :]]
 
     budget = context_size - min(reply_tokens, context_size // 2)
-    fixed = system_tokens + post_tokens
     if fixed + turn_tokens[-1] > budget:
         if fixed > budget // 2:
             raise PromptTooLongError(
@@ -116,7 +118,19 @@ async def build_prompt(
         kept += 1
     dropped = len(turns) - kept
     messages = [ChatMessage("system", system)]
-    messages += [ChatMessage(t.role, t.content) for t in turns[dropped:]]
+    messages += _with_lore_at_depth([ChatMessage(t.role, t.content) for t in turns[dropped:]], in_chat)
     if post_history:
         messages.append(ChatMessage("system", post_history))
     return PromptPlan(messages=tuple(messages), prompt_tokens=used, dropped=dropped)
+
+
+def _with_lore_at_depth(
+    chat: list[ChatMessage], lore: Sequence[tuple[int, ChatMessage]]
+) -> list[ChatMessage]:
+    """``chat`` with each lore message ``depth`` messages from its end (0: after the last one)."""
+    out: list[ChatMessage] = []
+    for index in range(len(chat) + 1):
+        out += [message for depth, message in lore if max(0, len(chat) - depth) == index]
+        if index < len(chat):
+            out.append(chat[index])
+    return out
