@@ -374,6 +374,11 @@ class LocalLlamaSource(StreamingSource):
                 f"The conversation{needed} does not fit the model's context of {self.context_size} tokens; "
                 "start a new chat or raise the context size in Settings → Model."
             )
+        if kind == "template":
+            raise ModelError(
+                f"{self.name}'s chat template refuses this conversation ({message}); "
+                "pick another model, or load one with a standard chat template."
+            )
         raise ModelError(f"The model failed while {doing} ({message}); try again or reload the model.")
 
     # --- The contract -----------------------------------------------------------------------

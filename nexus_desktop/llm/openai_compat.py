@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from nexus_desktop.llm.contract import (
     StreamingSource,
     TokenEvent,
 )
+from nexus_desktop.llm.roles import SHAPES
 from nexus_desktop.logs import redact, register_secret
 
 T = TypeVar("T")
@@ -41,6 +43,14 @@ _SETTINGS_HINT = "Settings → Remote"
 
 class _Cancelled(Exception):
     """The caller's cancel token fired while we were waiting on the server."""
+
+
+# What servers say when the model's chat template refuses a conversation (Mistral's and Gemma's
+# templates raise these; LM Studio and llama.cpp server wrap them in their own words).
+_TEMPLATE_REFUSAL = re.compile(
+    r"roles must alternate|system role not supported|only user and assistant roles|chat template|jinja",
+    re.IGNORECASE,
+)
 
 
 def estimate_tokens(text: str) -> int:
@@ -97,6 +107,8 @@ class OpenAICompatSource(StreamingSource):
         self._context_size = context_size
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._client: httpx.AsyncClient | None = None
+        self._shape = 0
+        """Index into ``roles.SHAPES``: the first conversation shape the server's template took."""
 
     @property
     def name(self) -> str:
@@ -145,18 +157,36 @@ class OpenAICompatSource(StreamingSource):
         the stream with the partial text and ``finish_reason="cancelled"``.
         """
         body = self._request_body(request, include_usage=True)
+        given = body["messages"]
+        body["messages"] = SHAPES[self._shape](given)
         started = time.perf_counter()
-        async with contextlib.aclosing(self._stream_once(body, request, context, started)) as attempt:
-            try:
-                async for event in attempt:
-                    yield event
-                return
-            except _RetryWithoutStreamOptions:
-                pass
-        del body["stream_options"]
-        async with contextlib.aclosing(self._stream_once(body, request, context, started)) as retry:
-            async for event in retry:
-                yield event
+        while True:
+            async with contextlib.aclosing(self._stream_once(body, request, context, started)) as attempt:
+                try:
+                    async for event in attempt:
+                        yield event
+                    return
+                except _RetryWithoutStreamOptions:
+                    del body["stream_options"]
+                except _ShapeRefused as refusal:
+                    # vLLM, llama.cpp's server and LM Studio render the model's own chat template,
+                    # which may refuse the conversation's shape: try the next stricter one.
+                    stricter = self._stricter_shape(given, body["messages"])
+                    if stricter is None:
+                        raise refusal.error from None
+                    body["messages"] = stricter
+                    await self.aclose()  # a server that dropped the stream drops its connection too
+
+    def _stricter_shape(
+        self, given: list[dict[str, Any]], sent: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """The next shape that changes what was sent (kept for later requests), or None."""
+        while self._shape + 1 < len(SHAPES):
+            self._shape += 1
+            shaped = SHAPES[self._shape](given)
+            if shaped != sent:
+                return shaped
+        return None
 
     def _request_body(self, request: ChatInput, *, include_usage: bool) -> dict[str, Any]:
         sampling = request.sampling
@@ -224,7 +254,10 @@ class OpenAICompatSource(StreamingSource):
                 await response.aread()
                 if body.get("stream_options") and b"stream_options" in response.content:
                     raise _RetryWithoutStreamOptions
-                raise await self._status_error(response)
+                refused = await self._status_error(response)
+                if _TEMPLATE_REFUSAL.search(_server_message(response.content)):
+                    raise _ShapeRefused(refused)
+                raise refused
             if response.headers.get("content-type", "").startswith("application/json"):
                 # Some servers ignore ``stream`` and answer with one complete JSON body.
                 await self._until_cancelled(response.aread(), context)
@@ -262,9 +295,11 @@ class OpenAICompatSource(StreamingSource):
                     if choice.get("finish_reason"):
                         finish = _finish_reason(choice["finish_reason"])
             if not saw_done and finish is None and not pieces:
-                raise RemoteServerError(
-                    f"The server at {self.base_url} ended the stream without sending a reply; "
-                    "check the server's log and try again."
+                raise _ShapeRefused(
+                    RemoteServerError(
+                        f"The server at {self.base_url} ended the stream without sending a reply; "
+                        "check the server's log and try again."
+                    )
                 )
             yield output(finish or "stop")
         except _Cancelled:
@@ -447,3 +482,13 @@ class OpenAICompatSource(StreamingSource):
 
 class _RetryWithoutStreamOptions(Exception):
     """An older server rejected ``stream_options``; the request is sent again without it."""
+
+
+class _ShapeRefused(Exception):
+    """The server refused the conversation in this shape: its chat template's rule said so, or
+    it ended the stream empty (llama-cpp-python's server does that when its template raises).
+    ``error`` is what the user sees if no shape gets a reply."""
+
+    def __init__(self, error: RemoteServerError) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -161,6 +161,10 @@ def keep_native_stderr() -> None:
     silencer.__init__ = never_silence
 
 
+class TemplateRefused(Exception):
+    """The model's chat template refused the conversation in every shape."""
+
+
 class Worker:
     def __init__(self, protocol: Protocol) -> None:
         import llama_cpp
@@ -172,6 +176,8 @@ class Worker:
         self.log = LogTail(llama_cpp)
         self.llm: Any = None
         self._abort_callback: Any = None
+        self._shape = 0
+        """Index into ``roles.SHAPES``: the first conversation shape this model's template took."""
         protocol.send(
             "hello",
             llama_cpp_version=llama_cpp.__version__,
@@ -217,6 +223,7 @@ class Worker:
             self.protocol.send("error", message=self.log.reason(str(error)), kind="load")
             return
         self.llm = llm
+        self._shape = 0
 
         @llama_cpp.ggml_abort_callback  # type: ignore[untyped-decorator]
         def should_abort(_data: ctypes.c_void_p) -> bool:
@@ -273,8 +280,8 @@ class Worker:
         try:
             self._watch_for_abort(True)
             constraint = self._constraint(command)
-            stream = llm.create_chat_completion(
-                messages=list(command["messages"]),
+            stream = self._chat_completion(
+                list(command["messages"]),
                 stream=True,
                 temperature=float(sampling.get("temperature", 0.8)),
                 top_p=float(sampling.get("top_p", 0.95)),
@@ -297,6 +304,9 @@ class Worker:
                 finish_reason = choice.get("finish_reason") or finish_reason
                 if self.cancellation.event.is_set():
                     break
+        except TemplateRefused as error:
+            self.protocol.send("error", id=request_id, message=str(error), kind="template")
+            return
         except ValueError as error:
             if "exceed context window" not in str(error):
                 raise
@@ -323,6 +333,27 @@ class Worker:
             seconds=last_token_at - first_token_at,
             finish_reason="cancelled" if cancelled else finish_reason,
         )
+
+    def _chat_completion(self, messages: list[dict[str, Any]], **options: Any) -> Any:
+        """Start a reply; a chat template that refuses the conversation gets it in a stricter shape.
+
+        llama-cpp-python renders the template when called, before any token (a template's
+        ``raise_exception`` is a ValueError), so a refused shape costs nothing to retry.
+        """
+        from jinja2 import TemplateError
+
+        from nexus_desktop.llm.roles import SHAPES
+
+        refusals = []
+        for index in range(self._shape, len(SHAPES)):
+            try:
+                stream = self.llm.create_chat_completion(messages=SHAPES[index](messages), **options)
+            except (ValueError, TemplateError) as error:
+                refusals.append(str(error))
+                continue
+            self._shape = index
+            return stream
+        raise TemplateRefused(refusals[0])
 
     def tokenize(self, command: dict[str, Any]) -> None:
         # special=True matches how the chat template's prompt is tokenized.
