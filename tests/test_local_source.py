@@ -272,6 +272,21 @@ def make_bad_file(kind: str, folder: Path, model: Path) -> Path:
     return path
 
 
+def failed_start(path: Path, error: type[ModelError]) -> str:
+    """Start a local source on ``path``, which must fail with ``error`` and leave no worker
+    behind; the error's message."""
+
+    async def main() -> str:
+        source = LocalLlamaSource(path, threads=1)
+        with pytest.raises(error) as caught:
+            await source.start()
+        assert source.pid is None and not source.running
+        await source.aclose()
+        return str(caught.value)
+
+    return asyncio.run(main())
+
+
 @pytest.mark.parametrize(
     ("kind", "advice"),
     [
@@ -287,31 +302,13 @@ def test_unusable_model_file_is_refused_before_any_worker_starts(
     kind: str, advice: str, smollm2_path: Path, tmp_path: Path
 ) -> None:
     path = make_bad_file(kind, tmp_path, smollm2_path)
-
-    async def main() -> None:
-        source = LocalLlamaSource(path, threads=1)
-        with pytest.raises(ModelFileError) as caught:
-            await source.start()
-        assert advice in str(caught.value)
-        assert source.pid is None and not source.running
-        await source.aclose()
-
-    asyncio.run(main())
+    assert advice in failed_start(path, ModelFileError)
 
 
 def test_model_llama_cpp_cannot_load_gives_its_reason_and_no_crash(tmp_path: Path) -> None:
     path = write_tiny_gguf(tmp_path / "alien.gguf", arch="alien-architecture")
-
-    async def main() -> None:
-        source = LocalLlamaSource(path, threads=1)
-        with pytest.raises(ModelFileError) as caught:
-            await source.start()
-        message = str(caught.value)
-        assert "llama.cpp could not load alien.gguf" in message and "alien-architecture" in message
-        assert not source.running
-        await source.aclose()
-
-    asyncio.run(main())
+    message = failed_start(path, ModelFileError)
+    assert "llama.cpp could not load alien.gguf" in message and "alien-architecture" in message
 
 
 def copy_with_patched_number(model: Path, target: Path, key: str, value: int) -> Path:
@@ -329,16 +326,10 @@ def copy_with_patched_number(model: Path, target: Path, key: str, value: int) ->
 def test_model_that_crashes_llama_cpp_while_loading_is_contained(smollm2_path: Path, tmp_path: Path) -> None:
     # A layer count of zero passes the header check but makes llama.cpp abort (GGML_ASSERT).
     crashing = copy_with_patched_number(smollm2_path, tmp_path / "no-layers.gguf", "llama.block_count", 0)
+    message = failed_start(crashing, ModelCrashedError)
+    assert "crashed (SIGABRT) while loading no-layers.gguf" in message and "GGML_ASSERT" in message
 
     async def main() -> None:
-        source = LocalLlamaSource(crashing, threads=1)
-        with pytest.raises(ModelCrashedError) as caught:
-            await source.start()
-        message = str(caught.value)
-        assert "crashed (SIGABRT) while loading no-layers.gguf" in message and "GGML_ASSERT" in message
-        assert not source.running
-        await source.aclose()
-
         good = LocalLlamaSource(smollm2_path, context_size=1024, threads=1)
         try:
             assert (await good(ask("Say hello."), RunContext())).text

@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from nexus_desktop.db.store import Store
 from nexus_desktop.modules.lifecycle import ModuleState
 from nexus_desktop.modules.registry import ModuleHost
 from nexus_desktop.modules.runtime.protocol import ModuleRuntimeStatus, ToolResult
-from nexus_desktop.modules.runtime.supervisor import ModuleRuntimeError, ModuleSupervisor, credential_key
+from nexus_desktop.modules.runtime.supervisor import ModuleRuntimeError, ModuleSupervisor
 from nexus_desktop.modules.runtime.validate import module_data_dir
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.secrets import SecretStore
@@ -39,9 +38,10 @@ from tests.hostile.runtime_modules import (
     GOOD_SOURCE,
     Heartbeat,
     approve_all,
-    install_modules,
+    developer_host,
     keep_calling,
     make_supervisor,
+    module_secrets,
     tool_module,
 )
 
@@ -52,17 +52,8 @@ BAD_TOOL = "bad-module.run"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "nexus.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def secrets() -> SecretStore:
-    store = SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5)
-    store.set(credential_key(GOOD_NAME, "api_key"), SECRET, session_only=True)
-    return store
+    return module_secrets(GOOD_NAME, SECRET)
 
 
 @dataclass
@@ -110,15 +101,8 @@ def run_bad(
 ) -> Outcome:
     """Start the good module and ``source`` as ``bad-module``; call the bad tool ``calls`` times
     while the good one is called in a loop; ``after(supervisor)`` runs before closing."""
-    install_modules(tmp_path / "dev", {GOOD_NAME: (GOOD_SOURCE, GOOD_FIELDS), BAD: (source, fields or {})})
-    host = ModuleHost(
-        store.engine,
-        bundled_dir=tmp_path / "none",
-        user_dir=tmp_path / "user",
-        developer_dir=tmp_path / "dev",
-        builtins=False,
-        environ={},
-    )
+    modules = {GOOD_NAME: (GOOD_SOURCE, GOOD_FIELDS), BAD: (source, fields or {})}
+    host = developer_host(store, tmp_path, modules)
     approve_all(host)
 
     async def main() -> Outcome:
@@ -156,23 +140,27 @@ def test_a_module_that_raises_on_import_fails_to_start_and_the_rest_start(
     assert "No tool named bad-module.run" in str(outcome.results[0].error)
 
 
-def test_a_module_that_raises_in_its_hooks_is_skipped_and_quarantined_after_repeated_failures(
-    tmp_path: Path, store: Store, secrets: SecretStore
-) -> None:
+def with_exploding_filter(tool_body: str) -> tuple[str, dict[str, Any]]:
+    """Source and manifest fields of ``bad-module`` whose tool runs ``tool_body`` and whose
+    message filter raises "filter exploded"."""
     hooks = """
         @hookimpl
         def message_will_send(self, message, context):
             raise RuntimeError("filter exploded")
     """
+    return tool_module(BAD, tool_body, hooks=hooks), {"hooks": ["register_tools", "message_will_send"]}
 
+
+def test_a_module_that_raises_in_its_hooks_is_skipped_and_quarantined_after_repeated_failures(
+    tmp_path: Path, store: Store, secrets: SecretStore
+) -> None:
     async def after(supervisor: ModuleSupervisor) -> None:
         # Quarantined: its filter is no longer asked, the good one's still applies.
         assert await supervisor.filter_message("hi", MessageContext()) == "hi (checked)"
         late = await supervisor.call_tool(BAD_TOOL, {})
         assert late.error is not None and "No tool named" in late.error
 
-    source = tool_module(BAD, "raise ValueError('the dice fell off the table')", hooks=hooks)
-    fields = {"hooks": ["register_tools", "message_will_send"]}
+    source, fields = with_exploding_filter("raise ValueError('the dice fell off the table')")
     outcome = run_bad(tmp_path, store, secrets, source, calls=3, fields=fields, after=after)
     outcome.assert_failed("failed in call_tool: ValueError: the dice fell off the table (main.py line 7)")
     assert outcome.record.state == ModuleState.QUARANTINED
@@ -184,20 +172,13 @@ def test_a_module_that_raises_in_its_hooks_is_skipped_and_quarantined_after_repe
 def test_a_module_whose_filter_raises_leaves_the_message_to_the_others(
     tmp_path: Path, store: Store, secrets: SecretStore
 ) -> None:
-    hooks = """
-        @hookimpl
-        def message_will_send(self, message, context):
-            raise RuntimeError("filter exploded")
-    """
-
     async def after(supervisor: ModuleSupervisor) -> None:
         async with Heartbeat() as beat:
             assert await supervisor.filter_message("hi", MessageContext()) == "hi (checked)"
         assert beat.max_gap < MAX_STALL_SECONDS
         assert "filter exploded" in str(supervisor.status()[BAD].last_error)
 
-    source = tool_module(BAD, "raise ValueError('no')", hooks=hooks)
-    fields = {"hooks": ["register_tools", "message_will_send"]}
+    source, fields = with_exploding_filter("raise ValueError('no')")
     run_bad(tmp_path, store, secrets, source, fields=fields, after=after).assert_failed("ValueError: no")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +27,6 @@ S = ModuleState
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "nexus.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def dev_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "dev"
     write_module(folder / "dice")
@@ -53,6 +45,14 @@ def transitions(lifecycle: ModuleLifecycle, name: str = "dice-roller") -> list[t
 def edit_code(dev_dir: Path) -> None:
     main = dev_dir / "dice" / "dice_roller" / "main.py"
     main.write_text(main.read_text() + "\n# tweaked\n")
+
+
+def approve_then_edit(lifecycle: ModuleLifecycle, dev_dir: Path, tmp_path: Path) -> None:
+    """The user approves dice-roller, then its code is edited and the folders are looked at again."""
+    sync(lifecycle, dev_dir, tmp_path)
+    lifecycle.approve("dice-roller")
+    edit_code(dev_dir)
+    sync(lifecycle, dev_dir, tmp_path)
 
 
 def test_the_module_tables_match_their_migration(store: Store) -> None:
@@ -138,10 +138,7 @@ def test_changed_code_after_approval_needs_approval_again(
     store: Store, dev_dir: Path, tmp_path: Path
 ) -> None:
     lifecycle = ModuleLifecycle(store.engine)
-    sync(lifecycle, dev_dir, tmp_path)
-    lifecycle.approve("dice-roller")
-    edit_code(dev_dir)
-    sync(lifecycle, dev_dir, tmp_path)
+    approve_then_edit(lifecycle, dev_dir, tmp_path)
     row = lifecycle.get("dice-roller")
     assert row.state == S.AWAITING_APPROVAL
     assert row.reason == "its files changed since you approved them"
@@ -154,10 +151,7 @@ def test_developer_mode_keeps_an_edited_developer_module_enabled(
     store: Store, dev_dir: Path, tmp_path: Path
 ) -> None:
     lifecycle = ModuleLifecycle(store.engine, developer_mode=True)
-    sync(lifecycle, dev_dir, tmp_path)
-    lifecycle.approve("dice-roller")
-    edit_code(dev_dir)
-    sync(lifecycle, dev_dir, tmp_path)
+    approve_then_edit(lifecycle, dev_dir, tmp_path)
     row = lifecycle.get("dice-roller")
     assert row.state == S.ENABLED
     assert row.content_hash != row.approved_hash
@@ -172,10 +166,7 @@ def test_re_approving_developer_edits_pins_the_new_hash_and_is_audited(
     store: Store, dev_dir: Path, tmp_path: Path
 ) -> None:
     lifecycle = ModuleLifecycle(store.engine, developer_mode=True)
-    sync(lifecycle, dev_dir, tmp_path)
-    lifecycle.approve("dice-roller")
-    edit_code(dev_dir)
-    sync(lifecycle, dev_dir, tmp_path)
+    approve_then_edit(lifecycle, dev_dir, tmp_path)
     row = lifecycle.approve("dice-roller")
     assert row.approved_hash == row.content_hash
     assert transitions(lifecycle)[-1] == ("enabled", "enabled")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,6 @@ from nexus_desktop.modules.specs import MessageContext, SpecError, ToolSpec
 from tests.hostile.modules import manifest_data, write_module, zip_folder
 
 S = ModuleState
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "nexus.db")
-    yield store
-    store.close()
 
 
 def host_for(store: Store, tmp_path: Path, **options: Any) -> ModuleHost:

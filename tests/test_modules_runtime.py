@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from nexus_desktop.db.store import Store
 from nexus_desktop.modules.lifecycle import ModuleState
 from nexus_desktop.modules.registry import ModuleHost
 from nexus_desktop.modules.runtime.breaker import TokenBucket
-from nexus_desktop.modules.runtime.supervisor import ModuleRuntimeError, ModuleSupervisor, credential_key
+from nexus_desktop.modules.runtime.supervisor import ModuleRuntimeError, ModuleSupervisor
 from nexus_desktop.modules.runtime.validate import validate_and_record, validate_module
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.secrets import SecretStore
@@ -28,8 +28,9 @@ from tests.hostile.runtime_modules import (
     GOOD_NAME,
     GOOD_SOURCE,
     approve_all,
-    install_modules,
+    developer_host,
     make_supervisor,
+    module_secrets,
 )
 
 T = TypeVar("T")
@@ -37,30 +38,13 @@ SECRET = "sk-runtime-test-0123456789"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "nexus.db")
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def secrets() -> SecretStore:
-    store = SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5)
-    store.set(credential_key(GOOD_NAME, "api_key"), SECRET, session_only=True)
-    return store
+    return module_secrets(GOOD_NAME, SECRET)
 
 
 @pytest.fixture
 def host(tmp_path: Path, store: Store) -> ModuleHost:
-    install_modules(tmp_path / "dev", {GOOD_NAME: (GOOD_SOURCE, GOOD_FIELDS)})
-    host = ModuleHost(
-        store.engine,
-        bundled_dir=tmp_path / "none",
-        user_dir=tmp_path / "user",
-        developer_dir=tmp_path / "dev",
-        builtins=False,
-        environ={},
-    )
+    host = developer_host(store, tmp_path, {GOOD_NAME: (GOOD_SOURCE, GOOD_FIELDS)})
     approve_all(host)
     return host
 
@@ -148,15 +132,7 @@ def test_files_changed_after_approval_are_refused_before_launch(
 def test_a_module_waiting_for_approval_is_not_started(
     tmp_path: Path, store: Store, secrets: SecretStore
 ) -> None:
-    install_modules(tmp_path / "dev", {GOOD_NAME: (GOOD_SOURCE, GOOD_FIELDS)})
-    host = ModuleHost(
-        store.engine,
-        bundled_dir=tmp_path / "none",
-        user_dir=tmp_path / "user",
-        developer_dir=tmp_path / "dev",
-        builtins=False,
-    )
-    host.refresh()
+    host = developer_host(store, tmp_path, {GOOD_NAME: (GOOD_SOURCE, GOOD_FIELDS)})
 
     async def body(supervisor: ModuleSupervisor) -> None:
         await supervisor.start()
@@ -348,20 +324,12 @@ def test_a_credential_a_module_echoes_is_masked_in_logs_and_reports(
     tmp_path: Path, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     leaked = f"sk-leaky-{uuid.uuid4().hex}"
-    secrets = SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5)
-    secrets.set(credential_key("leaky", "api_key"), leaked, session_only=True)
+    secrets = module_secrets("leaky", leaked)
     fields = {
         "hooks": ["startup", "register_tools"],
         "credentials": [{"name": "api_key", "instructions": "Paste it."}],
     }
-    install_modules(tmp_path / "dev", {"leaky": (LEAKY, fields)})
-    host = ModuleHost(
-        store.engine,
-        bundled_dir=tmp_path / "none",
-        developer_dir=tmp_path / "dev",
-        builtins=False,
-        environ={},
-    )
+    host = developer_host(store, tmp_path, {"leaky": (LEAKY, fields)})
     approve_all(host)
 
     async def body(supervisor: ModuleSupervisor) -> str | None:
@@ -406,14 +374,7 @@ def test_characters_tasks_and_panels_registered_in_the_module_process_reach_the_
     tmp_path: Path, store: Store, secrets: SecretStore
 ) -> None:
     fields = {"hooks": ["register_characters", "register_scheduled_tasks", "register_dashboard_panels"]}
-    install_modules(tmp_path / "dev", {"extras": (EXTRAS, fields)})
-    host = ModuleHost(
-        store.engine,
-        bundled_dir=tmp_path / "none",
-        developer_dir=tmp_path / "dev",
-        builtins=False,
-        environ={},
-    )
+    host = developer_host(store, tmp_path, {"extras": (EXTRAS, fields)})
     approve_all(host)
 
     async def body(supervisor: ModuleSupervisor) -> None:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nexus_desktop import logs
 from nexus_desktop.llm.contract import (
     ChatInput,
     ChatMessage,
@@ -61,19 +59,6 @@ def error_of(source: OpenAICompatSource, request: ChatInput = QUESTION) -> Remot
     with pytest.raises(RemoteServerError) as error:
         collect(source, request)
     return error.value
-
-
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[Path]:
-    root = logging.getLogger()
-    level = root.level
-    path = logs.setup_logging(tmp_path / "logs", logging.DEBUG)
-    yield path
-    for handler in list(root.handlers):
-        if getattr(handler, "_nexus_managed", False):
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
 
 
 # -- A real llama.cpp server --------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
@@ -32,19 +31,6 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path.mkdir()
     monkeypatch.setenv("NEXUS_DATA_DIR", str(path))
     return path
-
-
-@pytest.fixture
-def log_file(data_dir: Path) -> Iterator[Path]:
-    root = logging.getLogger()
-    level = root.level
-    path = logs.setup_logging(data_dir / "logs", logging.DEBUG)
-    yield path
-    for handler in list(root.handlers):
-        if getattr(handler, "_nexus_managed", False):
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
 
 
 _BULKY_DIRECTORIES = {".pyenv", ".git", ".venv", "site-packages", "node_modules", "pip", "wheels"}

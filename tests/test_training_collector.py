@@ -6,7 +6,6 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
 from sqlmodel import Session, select
 
 from nexus_desktop.db.store import Store
@@ -22,11 +21,6 @@ from nexus_desktop.training.examples import (
 from nexus_desktop.training.tables import TrainingExample
 
 CONTEXT = (("system", "You are Vega."), ("user", "Any tips for this boss?"))
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "nexus.db")
 
 
 def stored(store: Store) -> list[TrainingExample]:

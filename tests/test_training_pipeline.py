@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from nexus_desktop.training.zoo import get_spec, load_zoo
 from tests.test_training_gate import make_lora_adapter
 
 pytestmark = pytest.mark.model
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "nexus.db")
-    yield store
-    store.close()
 
 
 def small_router_zoo(folder: Path, gate: str) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nexus_desktop.db.store import Store
 from nexus_desktop.modules.registry import ModuleHost
-from nexus_desktop.modules.runtime.supervisor import ModuleSupervisor
+from nexus_desktop.modules.runtime.supervisor import ModuleSupervisor, credential_key
 from nexus_desktop.secrets import SecretStore
 from tests.hostile.modules import write_module
 
@@ -126,6 +128,24 @@ def install_modules(developer_dir: Path, modules: dict[str, tuple[str, dict[str,
         write_module(developer_dir / name, name, code=source, **fields)
 
 
+def developer_host(
+    store: Store, tmp_path: Path, modules: dict[str, tuple[str, dict[str, Any]]]
+) -> ModuleHost:
+    """A host that sees only ``modules`` (see ``install_modules``), as developer modules in
+    ``tmp_path/dev``: no built-ins, no bundled or installed ones, no allowlist from the environment."""
+    install_modules(tmp_path / "dev", modules)
+    host = ModuleHost(
+        store.engine,
+        bundled_dir=tmp_path / "none",
+        user_dir=tmp_path / "user",
+        developer_dir=tmp_path / "dev",
+        builtins=False,
+        environ={},
+    )
+    host.refresh()
+    return host
+
+
 def approve_all(host: ModuleHost) -> None:
     host.refresh()
     for card in host.list_modules():
@@ -135,3 +155,11 @@ def approve_all(host: ModuleHost) -> None:
 def make_supervisor(host: ModuleHost, secrets: SecretStore, **options: Any) -> ModuleSupervisor:
     settings = {"call_timeout": 2.0, "memory_limit_mb": 256, "rate_per_minute": 6000, **options}
     return ModuleSupervisor(host, secrets, **settings)
+
+
+def module_secrets(module: str, api_key: str) -> SecretStore:
+    """A secret store of the test's own holding ``api_key`` as ``module``'s ``api_key`` credential,
+    for this session only (nothing reaches the OS keyring)."""
+    secrets = SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5)
+    secrets.set(credential_key(module, "api_key"), api_key, session_only=True)
+    return secrets
