@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("NEXUS_DEBUG"):
             traceback.print_exc()
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if args.command == "chat":  # the core's advice names the window; here the flag does it too
+            message = message.replace("file in Settings → Model", "file with --model or in Settings → Model")
         print(f"nexus: error: {message}", file=sys.stderr)
         return 1
     return 2

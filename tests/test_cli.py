@@ -69,7 +69,7 @@ def test_unknown_character_lists_the_known_ones(private_data_dir: Path) -> None:
 
 def test_chat_with_a_missing_model_file_says_what_to_do(private_data_dir: Path, tmp_path: Path) -> None:
     result = nexus("chat", "--model", str(tmp_path / "gone.gguf"), "hi", data_dir=private_data_dir)
-    assert_one_line_error(result, "not found")
+    assert_one_line_error(result, "not found", "pick another file with --model")
 
 
 def test_chat_with_an_empty_message_is_refused(private_data_dir: Path) -> None:
