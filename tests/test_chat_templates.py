@@ -21,7 +21,7 @@ from nexus_desktop.llm.contract import (
 )
 from nexus_desktop.llm.local import LocalLlamaSource
 from nexus_desktop.llm.openai_compat import OpenAICompatSource
-from nexus_desktop.llm.roles import CHAT_OPENER, alternating, as_given, without_system_role
+from nexus_desktop.llm.roles import CHAT_OPENER, alternating, as_given, shapes_from, without_system_role
 from tests.servers import start_llama_server, stop_llama_server
 
 # The rule of Mistral's templates (7B v0.3, Nemo, Small) and Gemma 2's, as they are written there.
@@ -91,6 +91,7 @@ def test_a_conversation_templates_accept_is_sent_as_it_is() -> None:
     plain = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
 
     assert as_given(plain) == plain == alternating(plain)
+    assert [index for index, _ in shapes_from(0, plain)] == [0, 2]  # nothing new to retry in 1
 
 
 @pytest.fixture(scope="module")

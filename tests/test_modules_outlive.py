@@ -27,14 +27,11 @@ APP = textwrap.dedent(
     import asyncio, json, sys, uuid
     from pathlib import Path
     from nexus_desktop.db.store import Store
-    from nexus_desktop.modules.registry import ModuleHost
     from nexus_desktop.secrets import SecretStore
-    from tests.hostile.runtime_modules import approve_all, make_supervisor
+    from tests.hostile.runtime_modules import approve_all, developer_host, make_supervisor
 
     root = Path(sys.argv[1])
-    store = Store(root / "nexus.db")
-    host = ModuleHost(store.engine, bundled_dir=root / "none", user_dir=root / "user",
-                      developer_dir=root / "dev", builtins=False, environ={})
+    host = developer_host(Store(root / "nexus.db"), root, {})  # the test installed the module
     approve_all(host)
 
     async def main():

@@ -53,6 +53,7 @@ _ST_POSITIONS: dict[int, Literal["before_char", "after_char", "at_depth"]] = {
     5: "after_char",
     6: "after_char",
 }
+_AUTHORS_NOTE_POSITIONS = (2, 3)
 AUTHORS_NOTE_DEPTH = 4
 LoreRole = Literal["system", "user", "assistant"]
 _ST_ROLES: dict[int, LoreRole] = {0: "system", 1: "user", 2: "assistant"}
@@ -257,7 +258,8 @@ def lore_at_depth(entries: Sequence[LorebookEntry]) -> list[DepthLore]:
         if placement(entry) != "at_depth" or not text:
             continue
         depth = _setting(entry, "depth")
-        if _setting(entry, "position") in (2, 3) or not isinstance(depth, int) or isinstance(depth, bool):
+        at_note = _setting(entry, "position") in _AUTHORS_NOTE_POSITIONS
+        if at_note or not isinstance(depth, int) or isinstance(depth, bool):
             depth = AUTHORS_NOTE_DEPTH
         role = _ST_ROLES.get(_setting(entry, "role"), "system")
         grouped.setdefault((max(0, depth), role), []).append(text)

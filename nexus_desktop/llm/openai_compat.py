@@ -31,7 +31,7 @@ from nexus_desktop.llm.contract import (
     StreamingSource,
     TokenEvent,
 )
-from nexus_desktop.llm.roles import SHAPES
+from nexus_desktop.llm.roles import shapes_from
 from nexus_desktop.logs import redact, register_secret
 
 T = TypeVar("T")
@@ -157,8 +157,8 @@ class OpenAICompatSource(StreamingSource):
         the stream with the partial text and ``finish_reason="cancelled"``.
         """
         body = self._request_body(request, include_usage=True)
-        given = body["messages"]
-        body["messages"] = SHAPES[self._shape](given)
+        shapes = shapes_from(self._shape, body["messages"])
+        self._shape, body["messages"] = next(shapes)
         started = time.perf_counter()
         while True:
             async with contextlib.aclosing(self._stream_once(body, request, context, started)) as attempt:
@@ -171,22 +171,11 @@ class OpenAICompatSource(StreamingSource):
                 except _ShapeRefused as refusal:
                     # vLLM, llama.cpp's server and LM Studio render the model's own chat template,
                     # which may refuse the conversation's shape: try the next stricter one.
-                    stricter = self._stricter_shape(given, body["messages"])
+                    stricter = next(shapes, None)
                     if stricter is None:
                         raise refusal.error from None
-                    body["messages"] = stricter
+                    self._shape, body["messages"] = stricter  # kept for later requests
                     await self.aclose()  # a server that dropped the stream drops its connection too
-
-    def _stricter_shape(
-        self, given: list[dict[str, Any]], sent: list[dict[str, Any]]
-    ) -> list[dict[str, Any]] | None:
-        """The next shape that changes what was sent (kept for later requests), or None."""
-        while self._shape + 1 < len(SHAPES):
-            self._shape += 1
-            shaped = SHAPES[self._shape](given)
-            if shaped != sent:
-                return shaped
-        return None
 
     def _request_body(self, request: ChatInput, *, include_usage: bool) -> dict[str, Any]:
         sampling = request.sampling

@@ -10,7 +10,7 @@ every word and only move it: SillyTavern's "squash system messages" does the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 Messages = list[dict[str, Any]]
@@ -61,6 +61,17 @@ SHAPES: tuple[Callable[[Sequence[dict[str, Any]]], Messages], ...] = (
     without_system_role,
 )
 """Tried in this order; a model keeps the first shape its template accepts."""
+
+
+def shapes_from(start: int, messages: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Messages]]:
+    """``(index, shaped)`` for each shape from ``SHAPES[start]`` on, skipping any that would send
+    the same messages as the one before it (nothing to retry)."""
+    previous: Messages | None = None
+    for index in range(start, len(SHAPES)):
+        shaped = SHAPES[index](messages)
+        if shaped != previous:
+            yield index, shaped
+        previous = shaped
 
 
 def _leading_system(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

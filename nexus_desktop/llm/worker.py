@@ -342,12 +342,12 @@ class Worker:
         """
         from jinja2 import TemplateError
 
-        from nexus_desktop.llm.roles import SHAPES
+        from nexus_desktop.llm.roles import shapes_from
 
         refusals = []
-        for index in range(self._shape, len(SHAPES)):
+        for index, shaped in shapes_from(self._shape, messages):
             try:
-                stream = self.llm.create_chat_completion(messages=SHAPES[index](messages), **options)
+                stream = self.llm.create_chat_completion(messages=shaped, **options)
             except (ValueError, TemplateError) as error:
                 refusals.append(str(error))
                 continue
