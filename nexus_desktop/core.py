@@ -70,11 +70,11 @@ class AppCore:
     def seed_default_characters(self) -> None:
         """On first run, add the bundled characters so there is someone to talk to."""
         if self.store.list_characters():
-            return
-        for card, avatar in default_cards():
-            name, record = card_to_record(card)
-            self.store.add_character(name, record, avatar, builtin=True)
-        log.info("Added the default characters")
+            return  # the usual start: skip reading the bundled cards
+        records = [(*card_to_record(card), avatar) for card, avatar in default_cards()]
+        # One transaction for all of them: a first run killed part-way must leave none, not some.
+        if self.store.seed_characters(records):
+            log.info("Added the default characters")
 
     async def start_modules(self, *, watch: bool = True) -> None:
         """Start every enabled module in its own process, and reload them on save if asked."""

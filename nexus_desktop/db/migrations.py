@@ -190,7 +190,13 @@ def migrate(conn: Connection) -> int:
             f"{len(MIGRATIONS)}). Update the app, or move the data folder aside to start fresh."
         )
     for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+        # The step's DDL and its version bump commit together: a kill in between leaves the
+        # previous version, whose next start runs the whole step again.
         with conn.begin():
+            # Read again under the write lock (BEGIN IMMEDIATE): another process starting at the
+            # same moment may have applied this step since the read above.
+            if schema_version(conn) >= version:
+                continue
             step(conn)
             conn.execute(text(f"PRAGMA user_version = {version}"))
     return len(MIGRATIONS)

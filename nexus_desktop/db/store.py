@@ -70,6 +70,27 @@ class Store:
             s.commit()
             return character
 
+    def seed_characters(
+        self, characters: Sequence[tuple[str, dict[str, Any], bytes | None]], *, builtin: bool = True
+    ) -> list[Character]:
+        """Add ``characters`` only while there are none, all in one transaction.
+
+        One commit, not one per character: a first run killed part-way would otherwise leave some
+        characters, and "there are characters already" would skip the rest on every later start.
+        The check runs in the same (IMMEDIATE) transaction, so two first runs cannot both seed.
+        Returns what was added (nothing when characters already existed).
+        """
+        with self._session() as s:
+            if s.exec(select(Character.id).limit(1)).first() is not None:
+                return []
+            rows = [
+                Character(name=name, card=card, avatar=avatar, builtin=builtin)
+                for name, card, avatar in characters
+            ]
+            s.add_all(rows)
+            s.commit()
+            return rows
+
     def update_character(
         self, character_id: int, name: str, card: dict[str, Any], avatar: bytes | None
     ) -> Character:
