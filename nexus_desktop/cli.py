@@ -55,8 +55,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="report what NEXUS finds on this machine")
 
-    from nexus_desktop import cli_train
+    from nexus_desktop import cli_modules, cli_train
 
+    cli_modules.add_subcommands(commands)
     cli_train.add_subcommands(commands)
     return parser
 
@@ -71,8 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _characters(args)
         if args.command == "models":
             return _models_list()
-        from nexus_desktop import cli_train
+        from nexus_desktop import cli_modules, cli_train
 
+        if args.command in cli_modules.COMMANDS:
+            return cli_modules.run(args)
         if args.command in cli_train.COMMANDS:
             return cli_train.run(args)
         if args.command == "doctor":

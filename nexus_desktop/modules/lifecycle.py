@@ -6,7 +6,11 @@
                                                       |  ^
                    failed <---------------------------+  |  (a failure; recovers once approved)
                    failed (validation failed: blocks approval) -> validated, after a passing one
-                   quarantined (too many failures, or by hand) -> awaiting_approval
+                   quarantined (too many failures, or by hand) -> awaiting_approval (released)
+
+What a person may do in each state is ``USER_ACTIONS``; ``ModuleLifecycle.refusal`` says why an
+action is refused, and both the gallery (what a card offers) and the action methods here ask it,
+so the two never disagree.
 
 A module only becomes ``enabled`` while the hash of its files equals the hash the user approved.
 When its files change, an enabled module goes back to ``awaiting_approval``, except in developer
@@ -56,13 +60,48 @@ ALLOWED_TRANSITIONS: dict[ModuleState, frozenset[ModuleState]] = {
     S.ENABLED: frozenset({S.DISABLED, S.AWAITING_APPROVAL, S.FAILED, S.QUARANTINED}),
     S.DISABLED: frozenset({S.ENABLED, S.AWAITING_APPROVAL, S.FAILED, S.QUARANTINED}),
     S.FAILED: frozenset({S.VALIDATED, S.ENABLED, S.AWAITING_APPROVAL, S.DISABLED, S.QUARANTINED}),
-    # Leaving quarantine always goes through a fresh approval.
-    S.QUARANTINED: frozenset({S.AWAITING_APPROVAL, S.DISABLED}),
+    # Leaving quarantine always goes through a fresh approval (no way round it through disabled).
+    S.QUARANTINED: frozenset({S.AWAITING_APPROVAL}),
 }
 _ADVICE: dict[ModuleState, str] = {
     S.QUARANTINED: "release it for review first",
     S.DISCOVERED: "let the app validate it first",
+    S.VALIDATED: "approve it first",
+    S.AWAITING_APPROVAL: "approve it first",
     S.FAILED: "fix the problem shown on its card first",
+}
+
+
+class UserAction(StrEnum):
+    """What a person can do to a module's state (the gallery's buttons, ``nexus modules``)."""
+
+    VALIDATE = "validate"
+    APPROVE = "approve"
+    ENABLE = "enable"
+    DISABLE = "disable"
+    RELEASE = "release"
+
+
+A = UserAction
+# The state each action moves to; validating is a check, not a move.
+ACTION_TARGETS: dict[UserAction, ModuleState | None] = {
+    A.VALIDATE: None,
+    A.APPROVE: S.ENABLED,
+    A.ENABLE: S.ENABLED,
+    A.DISABLE: S.DISABLED,
+    A.RELEASE: S.AWAITING_APPROVAL,
+}
+# Per state, the actions a person may take; each target is in ALLOWED_TRANSITIONS (a test checks).
+# Two depend on the files as well (``ModuleLifecycle.refusal``): enable needs the very files that
+# were approved, and approving an enabled module only re-approves edits made under developer mode.
+USER_ACTIONS: dict[ModuleState, frozenset[UserAction]] = {
+    S.DISCOVERED: frozenset({A.VALIDATE}),
+    S.VALIDATED: frozenset({A.VALIDATE, A.APPROVE}),
+    S.AWAITING_APPROVAL: frozenset({A.VALIDATE, A.APPROVE, A.ENABLE}),
+    S.ENABLED: frozenset({A.VALIDATE, A.APPROVE, A.DISABLE}),
+    S.DISABLED: frozenset({A.VALIDATE, A.APPROVE, A.ENABLE}),
+    S.FAILED: frozenset({A.VALIDATE, A.DISABLE}),
+    S.QUARANTINED: frozenset({A.VALIDATE, A.RELEASE}),
 }
 
 
@@ -96,6 +135,61 @@ class ModuleLifecycle:
         with self._session() as s:
             query = select(ModuleEvent).where(ModuleEvent.name == name)
             return list(s.exec(query.order_by(col(ModuleEvent.id))))
+
+    def quarantine_story(self, name: str) -> list[ModuleEvent]:
+        """Why the active version of ``name`` was quarantined, while it has not been approved since.
+
+        The audit entries from its last time enabled up to the quarantine (its failures, then the
+        quarantine with its reason), at most five; empty if it never was quarantined or was
+        approved again since.  The approval dialog shows them, and a released bundled module is
+        not approved silently while they stand.
+        """
+        version = self.get(name).version
+        events = [event for event in self.history(name) if event.version == version]
+        story: list[ModuleEvent] = []
+        for event in events:
+            if event.to_state == S.ENABLED:
+                story = []
+            elif story or event.to_state in (S.FAILED, S.QUARANTINED):
+                story.append(event)
+        if not any(event.to_state == S.QUARANTINED for event in story):
+            return []
+        last = max(i for i, event in enumerate(story) if event.to_state == S.QUARANTINED)
+        return story[: last + 1][-5:]
+
+    def actions(self, row: ModuleRecord) -> dict[str, str | None]:
+        """Every user action for ``row``: None where it is allowed, else why it is refused."""
+        return {action.value: self.refusal(row, action) for action in UserAction}
+
+    def refusal(self, row: ModuleRecord, action: UserAction) -> str | None:
+        """Why ``action`` is refused for ``row`` now (one sentence with what to do), or None."""
+        state = ModuleState(row.state)
+        target = ACTION_TARGETS[action]
+        if action == A.APPROVE and _failed_validation(row):
+            return (
+                f"{row.name} failed validation ({row.reason.rstrip('.')}), so it cannot be approved; "
+                "fix it and validate it again."
+            )
+        if action == A.RELEASE and state != S.QUARANTINED:
+            return f"{row.name} is not quarantined, so there is nothing to release."
+        if target is not None and target == state and (action != A.APPROVE or not self._edited(row)):
+            return f"{row.name} is {state.value} already."
+        if action not in USER_ACTIONS[state]:
+            assert target is not None  # validating is allowed in every state
+            return self._refusal(row, target)
+        if action == A.ENABLE and not self._approved(row):
+            return f"{row.name} {row.version} has not been approved as it is now; approve it first."
+        return None
+
+    def _check(self, row: ModuleRecord, action: UserAction) -> None:
+        refusal = self.refusal(row, action)
+        if refusal is not None:
+            raise TransitionError(refusal)
+
+    @staticmethod
+    def _edited(row: ModuleRecord) -> bool:
+        """Its files differ from the approved ones (kept enabled by developer mode)."""
+        return row.approved_hash is not None and row.approved_hash != row.content_hash
 
     # Discovery ----------------------------------------------------------------------------
 
@@ -214,18 +308,12 @@ class ModuleLifecycle:
         """
         with self._session() as s:
             row = self._row(s, name)
-            if _failed_validation(row):
-                raise TransitionError(
-                    f"{name} failed validation ({row.reason.rstrip('.')}), so it cannot be approved; "
-                    "fix it and validate it again."
-                )
             if expected_hash is not None and expected_hash != row.content_hash:
                 raise TransitionError(
                     f"The files of {name} changed while you were reviewing them; "
                     "review it again before approving."
                 )
-            if row.state not in (S.AWAITING_APPROVAL, S.DISABLED, S.VALIDATED, S.ENABLED):
-                raise TransitionError(self._refusal(row, S.ENABLED))
+            self._check(row, A.APPROVE)
             row.approved_hash = row.content_hash
             row.approved_at = utcnow()
             row.approved_access = list(access or [])
@@ -243,23 +331,36 @@ class ModuleLifecycle:
         """Turn the active version back on; only files the user approved may run."""
         with self._session() as s:
             row = self._row(s, name)
-            if not self._approved(row):
-                raise TransitionError(
-                    f"{name} {row.version} has not been approved as it is now; approve it first."
-                )
+            self._check(row, A.ENABLE)
             self._move(s, row, S.ENABLED, "enabled by you")
             s.commit()
             return row
 
     def disable(self, name: str, reason: str = "disabled by you") -> ModuleRecord:
-        return self._set(name, S.DISABLED, reason)
+        with self._session() as s:
+            row = self._row(s, name)
+            self._check(row, A.DISABLE)
+            self._move(s, row, S.DISABLED, reason)
+            s.commit()
+            return row
 
     def quarantine(self, name: str, reason: str) -> ModuleRecord:
         return self._set(name, S.QUARANTINED, reason)
 
     def release(self, name: str) -> ModuleRecord:
-        """Take a module out of quarantine; it waits for a fresh approval."""
-        return self._set(name, S.AWAITING_APPROVAL, "released from quarantine for review")
+        """Take a module out of quarantine; it waits for a fresh approval.
+
+        The old approval is dropped, so nothing (a passing validation, a rollback and back)
+        turns it on again without the person seeing it anew.  Its data folder, secrets and
+        audit log are untouched.
+        """
+        with self._session() as s:
+            row = self._row(s, name)
+            self._check(row, A.RELEASE)
+            row.approved_hash = None
+            self._move(s, row, S.AWAITING_APPROVAL, "released from quarantine for review")
+            s.commit()
+            return row
 
     def activate(self, name: str, version: str, reason: str = "") -> ModuleRecord:
         """Make ``version`` the one in use (after an install, or to roll back).

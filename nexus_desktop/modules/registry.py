@@ -136,6 +136,9 @@ class ApprovalRequest:
     credentials: list[tuple[str, str]]
     """(secret name, how to get it) for each credential the module needs."""
     content_hash: str
+    quarantined_because: list[str] = field(default_factory=list)
+    """Released from quarantine and not approved since: its last failures and the quarantine,
+    oldest first, one line each ("when  state: reason")."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ class ModuleCard:
     loads: bool = False
     """Enabled and allowed by ``NEXUS_LOAD_MODULES``: it will be started."""
     path: str = ""
+    actions: dict[str, str | None] = field(default_factory=dict)
+    """Per lifecycle action (``UserAction``): None where allowed now, else why it is refused."""
 
 
 class ModuleHost:
@@ -255,6 +260,10 @@ class ModuleHost:
             access=manifest.requested_access(),
             credentials=[(c.name, c.instructions) for c in manifest.credentials],
             content_hash=item.content_hash,
+            quarantined_because=[
+                f"{event.at:%Y-%m-%d %H:%M}  {event.to_state}: {event.reason}"
+                for event in self.lifecycle.quarantine_story(name)
+            ],
         )
 
     def approve(self, request: ApprovalRequest) -> ModuleRecord:
@@ -316,6 +325,7 @@ class ModuleHost:
                     content_hash=row.content_hash,
                     loads=row.state == ModuleState.ENABLED and self.allowed(row.name),
                     path=row.path,
+                    actions=self.lifecycle.actions(row),
                 )
             )
         known = {row.path for row in records}

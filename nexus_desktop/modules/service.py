@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from nexus_desktop.modules.errors import TransitionError
-from nexus_desktop.modules.lifecycle import ModuleState
+from nexus_desktop.modules.lifecycle import ModuleState, UserAction
 from nexus_desktop.modules.registry import ApprovalRequest, ModuleCard, ModuleHost
 from nexus_desktop.modules.runtime.protocol import ModuleRuntimeStatus, ToolResult
 from nexus_desktop.modules.runtime.supervisor import ModuleSupervisor, credential_key
@@ -64,23 +64,43 @@ class ModuleView:
         return self.card.state
 
     def can(self, action: str) -> bool:
-        """Whether the gallery offers ``action`` for this module in its current state."""
-        state, card = self.card.state, self.card
-        broken = card.error is not None and card.content_hash is None
-        if broken:
-            return action in ("report", "uninstall") and (action != "uninstall" or card.source == "user")
-        return {
-            "validate": True,
-            "approve": state in (ModuleState.AWAITING_APPROVAL, ModuleState.DISABLED)
-            or (state == ModuleState.QUARANTINED),
-            "enable": state == ModuleState.DISABLED,
-            "disable": state in (ModuleState.ENABLED, ModuleState.FAILED),
+        """Whether the gallery offers ``action`` for this module now."""
+        return self.refusal(action) is None
+
+    def refusal(self, action: str) -> str | None:
+        """Why the gallery does not offer ``action`` now, or None when it does.
+
+        Lifecycle actions (``UserAction``) are answered by the lifecycle itself
+        (``ModuleLifecycle.refusal``), the same answer its methods give when called, so a card
+        offers exactly what would succeed.  The others depend on where the module came from.
+        """
+        card = self.card
+        if card.error is not None and card.content_hash is None:  # a folder that cannot be read
+            if action == "report" or (action == "uninstall" and card.source == "user"):
+                return None
+            return f"{card.name} cannot be read ({card.error.rstrip('.')}); fix its files or uninstall it."
+        if action in _LIFECYCLE_ACTIONS:
+            return card.actions.get(action, f"{card.name}: refresh the module list and try again.")
+        offered = {
             "update": card.source == "user",
             "rollback": card.source == "user" and any(v != card.version for v in card.versions),
             "uninstall": card.source == "user",
             "report": card.last_report is not None,
             "credentials": bool(self.credentials),
-        }.get(action, False)
+        }
+        if action not in offered:
+            return f"There is no action {action!r}."
+        return None if offered[action] else _OTHER_REFUSALS[action].format(name=card.name)
+
+
+_LIFECYCLE_ACTIONS = frozenset(action.value for action in UserAction)
+_OTHER_REFUSALS = {
+    "update": "{name} was not installed by you, so it cannot be updated from a file.",
+    "rollback": "{name} has no other version to go back to.",
+    "uninstall": "{name} was not installed by you, so it cannot be uninstalled; disable it.",
+    "report": "{name} has no report yet; validate it.",
+    "credentials": "{name} needs no secrets.",
+}
 
 
 class ModuleService:
@@ -201,6 +221,13 @@ class ModuleService:
         await self._restart(request.name)
         return await self._card(request.name)
 
+    async def release(self, name: str) -> ModuleCard:
+        """Take a quarantined module out for review: it awaits a fresh approval, and its data
+        folder and secrets stay.  Validate it next (the card and ``nexus modules release`` do)."""
+        await self._run(self.host.lifecycle.release, name)
+        self._changed()
+        return await self._card(name)
+
     async def enable(self, name: str) -> ModuleCard:
         await self._run(self.host.lifecycle.enable, name)
         await self._restart(name)
@@ -293,10 +320,13 @@ class ModuleService:
 
     def _refresh_and_approve_bundled(self) -> None:
         self.host.refresh()
-        for row in self.host.lifecycle.records(active_only=True):
+        lifecycle = self.host.lifecycle
+        for row in lifecycle.records(active_only=True):
             if row.source == "bundled" and row.state == ModuleState.AWAITING_APPROVAL:
+                if lifecycle.quarantine_story(row.name):
+                    continue  # released from quarantine: a person looks at why before it runs again
                 # Our own code, reviewed and shipped with the app: approved, with an audit entry.
-                self.host.lifecycle.approve(row.name, expected_hash=row.content_hash, reason=BUNDLED_REASON)
+                lifecycle.approve(row.name, expected_hash=row.content_hash, reason=BUNDLED_REASON)
 
     def _cards(self) -> tuple[builtins.list[ModuleCard], dict[str, builtins.list[CredentialInfo]]]:
         found = self.host.refresh()

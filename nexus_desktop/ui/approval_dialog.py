@@ -1,7 +1,8 @@
 """The approval dialog: exactly what a module asks for, how its checks went, and the files' hash.
 
 Approving records the approval with that hash (``ModuleHost.approve``), so what runs is what was
-shown.  When the last validation of these files failed, Approve is disabled and says why.
+shown.  When the last validation of these files failed, Approve is disabled and says why.  A
+module released from quarantine shows why it was quarantined first.
 ``ReportDialog`` shows a validation or run-time report in words.
 """
 
@@ -71,6 +72,13 @@ def report_html(report: dict[str, Any] | None) -> str:
     return "<br>".join(rows)
 
 
+def _note(text: str, object_name: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName(object_name)
+    label.setWordWrap(True)
+    return label
+
+
 def _box(heading: str, body: QWidget | None = None, text: str = "") -> QFrame:
     box = QFrame()
     box.setObjectName("ReviewBox")
@@ -112,6 +120,17 @@ class ApprovalDialog(QDialog):
         )
         meta.setObjectName("PageSubtitle")
         outer.addWidget(meta)
+
+        self.quarantine_view: QLabel | None = None
+        if request.quarantined_because:
+            # What went wrong is what the person is deciding about: it comes before the rest.
+            self.quarantine_view = QLabel("\n".join(request.quarantined_because))
+            self.quarantine_view.setWordWrap(True)
+            self.quarantine_view.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            outer.addWidget(_box("Why it was quarantined", self.quarantine_view))
+            outer.addWidget(
+                _note("Approving turns it on again; its data folder and secrets were kept.", "WarningNote")
+            )
 
         self.access_lines = list(request.access) or [NOTHING_ASKED]
         access = QLabel("\n".join(f"•  {line}" for line in self.access_lines))

@@ -104,8 +104,8 @@ def badge_label(text: str, state: str) -> QLabel:
 
 class ModuleCardWidget(QFrame):
     requested = Signal(str, str)
-    """(action, module name): validate, approve, enable, disable, update, rollback, uninstall,
-    report, credentials."""
+    """(action, module name): validate, approve, enable, disable, release, update, rollback,
+    uninstall, report, credentials."""
 
     def __init__(self, view: ModuleView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -170,9 +170,11 @@ class ModuleCardWidget(QFrame):
         buttons = QHBoxLayout()
         buttons.setSpacing(8)
         self.buttons: dict[str, QPushButton] = {}
+        # Only what the lifecycle allows now (``ModuleView.can``): every button shown succeeds.
         for action, text, role in (
             ("approve", "Approve…", "primary"),
             ("enable", "Enable", "primary"),
+            ("release", "Release for review…", "primary"),
             ("validate", "Validate", ""),
             ("disable", "Disable", ""),
         ):

@@ -168,6 +168,9 @@ class ModulesPage(QWidget):
             self._op(service.enable(name))
         elif action == "disable":
             self._op(service.disable(name))
+        elif action == "release":
+            # Out of quarantine, then the same validation as Validate; approving is the next step.
+            self._op(service.release(name), lambda _: self.do("validate", name))
         elif action == "rollback":
             self._op(
                 service.rollback(name),
