@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import Engine
 
@@ -70,6 +70,7 @@ def _engine() -> Engine:
 def run(args: argparse.Namespace) -> int:
     engine = _engine()
     try:
+        _settle(engine)
         if args.command == "train":
             return _train(engine, args)
         if args.command == "gate":
@@ -146,7 +147,7 @@ def _status(engine: Engine) -> int:
 def _run(engine: Engine, args: argparse.Namespace) -> int:
     from nexus_desktop import paths
     from nexus_desktop.training.jobs import JobManager, JobState, default_trainer_command
-    from nexus_desktop.training.pipeline import judge, prepare
+    from nexus_desktop.training.pipeline import prepare
     from nexus_desktop.training.zoo import get_spec
 
     spec = get_spec(args.model_id)
@@ -175,16 +176,52 @@ def _run(engine: Engine, args: argparse.Namespace) -> int:
         job = _follow(manager, job.id)
     finally:
         manager.close(stop_training=True)
+    for other in manager.decided:
+        if other != job.id:  # a trainer a killed run left going, re-attached and finished here
+            _report_unwatched(engine, manager.get(other))
     if job.state != JobState.DONE:
         print(f"Job {job.id} {job.state.lower()}: {job.error}", file=sys.stderr)
         return 1
     print(f"Job {job.id} done: best loss {job.best_loss}, adapter {job.gguf_adapter}")
     if args.no_gate:
         return 0
-    verdict = asyncio.run(judge(engine, spec, job))
-    outcome = "promoted" if verdict.promotion else ("approved" if verdict.decision.promote else "rejected")
-    print(f"Gate ({verdict.decision.policy}): {outcome}. {verdict.decision.reason}")
+    _gate(engine, job, sys.stdout)
     return 0
+
+
+def _gate(engine: Engine, job: TrainingJob, out: TextIO) -> None:
+    """Benchmark, gate and (when the spec allows) promote a finished job's adapter."""
+    from nexus_desktop.training.pipeline import judge
+    from nexus_desktop.training.zoo import get_spec
+
+    verdict = asyncio.run(judge(engine, get_spec(job.model_id), job))
+    outcome = "promoted" if verdict.promotion else ("approved" if verdict.decision.promote else "rejected")
+    print(f"Gate ({verdict.decision.policy}): {outcome}. {verdict.decision.reason}", file=out)
+
+
+def _settle(engine: Engine) -> None:
+    """Every command first decides the jobs whose trainer exited while no NEXUS watched it (a
+    killed `nexus train run`: the trainer runs in its own session and goes on), so what it shows
+    is true.  Cheap when there is nothing to settle: one query."""
+    from nexus_desktop.training.jobs import JobManager
+
+    manager = JobManager(engine, recover=False)
+    for job in manager.settle():
+        _report_unwatched(engine, job)
+
+
+def _report_unwatched(engine: Engine, job: TrainingJob) -> None:
+    """Say how a job nobody followed ended, and gate a finished one as its own run would have."""
+    from nexus_desktop.training.jobs import JobState
+
+    if job.state != JobState.DONE:
+        print(f"Job {job.id} ({job.model_id}) {job.state.lower()}: {job.error}", file=sys.stderr)
+        return
+    print(f"Job {job.id} ({job.model_id}) finished: adapter {job.gguf_adapter}", file=sys.stderr)
+    try:
+        _gate(engine, job, sys.stderr)
+    except Exception as error:  # the command the user asked for still runs
+        print(f"Job {job.id}: the gate could not judge it: {error}", file=sys.stderr)
 
 
 def _follow(manager: JobManager, job_id: int) -> TrainingJob:

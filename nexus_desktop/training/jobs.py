@@ -3,8 +3,9 @@
 The trainer (``python -m training.train JOB.json``, in its own virtual environment) writes one JSON
 event per line.  Its stdout goes straight to ``events.jsonl`` in the job folder and a watcher
 thread tails that file, so the event loop never waits on a pipe, and a trainer that outlives a
-crashed NEXUS can be re-attached on the next start.  Jobs go PENDING -> RUNNING -> DONE, FAILED or
-CANCELLED; a job is never left RUNNING without a live trainer.
+crashed NEXUS can be re-attached on the next start, or decided from that file once it has exited.
+Jobs go PENDING -> RUNNING -> DONE, FAILED or CANCELLED; a job is never left RUNNING without a live
+trainer, and a decision is never overwritten (several NEXUS processes may share the database).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from nexus_desktop import paths
 from nexus_desktop.db.tables import utcnow
 from nexus_desktop.training.tables import TrainingJob, TrainingStep
 from nexus_desktop.training.trainer_process import (
+    CLOSED_WHILE_TRAINING,
     ERROR_KINDS,
     FINISHED,
     TRAINER_PYTHON_ENV,
@@ -58,7 +60,6 @@ __all__ = [
     "repo_root",
 ]
 
-CLOSED_WHILE_TRAINING = "NEXUS was closed while training; the last checkpoint is kept."
 _POLL_SECONDS = 0.1
 
 
@@ -97,6 +98,8 @@ class JobManager:
         self._lock = threading.RLock()
         self._running: _Running | None = None
         self._closed = False
+        self.decided: list[int] = []
+        """The jobs this manager decided, in order (the CLI gates the DONE ones)."""
         if recover:
             self.recover()
 
@@ -182,12 +185,13 @@ class JobManager:
             job = self.get(job_id)
             if job.state == JobState.PENDING:
                 self._finish(job_id, JobState.CANCELLED, "")
-            elif job.state == JobState.RUNNING:
-                # Another NEXUS process (the window, while this is the CLI) runs it.
+            elif job.state == JobState.RUNNING and self._finish(job_id, JobState.CANCELLED, ""):
+                # Another NEXUS process (the window, while this is the CLI) runs it.  Decided before
+                # the kill, so that process's watcher does not take the kill for a crash; a job that
+                # finished in the meantime keeps its result (and is not killed).
                 process = live_process(job.pid, job.pid_started)
                 if process is not None:
                     kill_tree(process)
-                self._finish(job_id, JobState.CANCELLED, "")
         return self.get(job_id)
 
     def wait(self, job_id: int, timeout: float = 3600.0) -> TrainingJob:
@@ -199,19 +203,43 @@ class JobManager:
             time.sleep(0.1)
 
     def recover(self) -> list[TrainingJob]:
-        """After a start: re-attach a trainer that still runs, fail a job whose trainer is gone."""
-        with Session(self.engine) as s:
-            stale = list(s.exec(select(TrainingJob).where(TrainingJob.state == JobState.RUNNING)))
-        for job in stale:
+        """After a start: settle jobs whose trainer has exited, re-attach one that still runs and
+        start the queue.  Returns the jobs it settled."""
+        settled = self.settle()
+        for job in self._running_jobs():
             assert job.id is not None
             process = live_process(job.pid, job.pid_started)
             if process is not None and self._running is None:
                 log.info("Re-attaching training job %s (pid %s)", job.id, job.pid)
                 self._watch(_Running(job.id, process, None))
-            else:
-                self._finish(job.id, JobState.FAILED, CLOSED_WHILE_TRAINING)
         self._start_next()
-        return [self.get(job.id) for job in stale if job.id is not None]
+        return settled
+
+    def settle(self) -> list[TrainingJob]:
+        """Decide every RUNNING job whose trainer has exited while no NEXUS watched it (NEXUS was
+        killed; the trainer, in its own session, went on) from the events it left: a trainer that
+        reported ``done`` makes the job DONE as if it had been watched.  Cheap (one query, a file
+        read per exited trainer) and safe from any process at any time: it starts and attaches
+        nothing, a job whose trainer still runs stays RUNNING, and of two processes settling the
+        same job only one decides it.  Returns the jobs this call decided."""
+        settled = []
+        with self._lock:  # not between _start_next's RUNNING row and its watcher
+            for job in self._running_jobs():
+                assert job.id is not None
+                if job.id == self.running_job_id or live_process(job.pid, job.pid_started) is not None:
+                    continue  # watched here (its exit status will tell more), or still training
+                outcome = Outcome()
+                for line in _read_events(job.job_dir):
+                    self._apply(job.id, line, outcome, notify=False)
+                checkpoint = self.get(job.id).checkpoint
+                state, error = verdict(False, outcome, None, Path(job.log_path), checkpoint)
+                if self._finish(job.id, state, error):
+                    settled.append(self.get(job.id))
+        return settled
+
+    def _running_jobs(self) -> list[TrainingJob]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(TrainingJob).where(TrainingJob.state == JobState.RUNNING)))
 
     def close(self, *, stop_training: bool = True) -> None:
         """Stop watching; with ``stop_training`` the trainer this manager started is killed and its
@@ -298,15 +326,18 @@ class JobManager:
                     self._running = None
                 return
             returncode = running.popen.wait() if running.popen is not None else None
-            state, error = verdict(running.cancel_requested, outcome, returncode, Path(job.log_path))
+            checkpoint = self.get(running.job_id).checkpoint
+            state, error = verdict(
+                running.cancel_requested, outcome, returncode, Path(job.log_path), checkpoint
+            )
         except Exception as problem:  # the watcher must never leave a job RUNNING
             log.exception("Watching training job %s failed", running.job_id)
             kill_tree(running.process)
             state, error = JobState.FAILED, f"NEXUS lost track of the trainer ({problem}); start it again."
         with self._lock:
-            # Someone else may have decided already (a cancel from the CLI): never overwrite that.
-            decided = self.get(running.job_id).state in FINISHED
-            if not decided and not (self._closed and running.cancel_requested):
+            # close() decides a trainer it killed; anyone else's decision (a cancel from the CLI, a
+            # settle) is kept by _finish.
+            if not (self._closed and running.cancel_requested):
                 self._finish(running.job_id, state, error)
             self._running = None
         self._start_next()
@@ -330,13 +361,14 @@ class JobManager:
                     return
                 time.sleep(_POLL_SECONDS)
 
-    def _apply(self, job_id: int, raw: bytes, outcome: Outcome) -> None:
+    def _apply(self, job_id: int, raw: bytes, outcome: Outcome, *, notify: bool = True) -> None:
         try:
             event = json.loads(raw)
         except ValueError:
             log.info("[trainer %s] %s", job_id, raw[:300].decode("utf-8", "replace").rstrip())
             return
-        if isinstance(event, dict) and _retrying(lambda: self._store_event(job_id, event, outcome)):
+        stored = isinstance(event, dict) and _retrying(lambda: self._store_event(job_id, event, outcome))
+        if stored and notify:
             self._changed(job_id)
 
     def _store_event(self, job_id: int, event: dict[str, Any], outcome: Outcome) -> bool:
@@ -410,8 +442,26 @@ class JobManager:
         if _retrying(write):
             self._changed(job_id)
 
-    def _finish(self, job_id: int, state: JobState, error: str) -> None:
-        self._update(job_id, state=state, error=error, finished_at=utcnow())
+    def _finish(self, job_id: int, state: JobState, error: str) -> bool:
+        """Decide a job unless it is decided already, here or by another NEXUS process (one
+        transaction: BEGIN IMMEDIATE makes the check and the write atomic).  True when this call
+        decided it."""
+
+        def write() -> bool:
+            with Session(self.engine) as s:
+                job = s.get(TrainingJob, job_id)
+                if job is None or job.state in FINISHED:
+                    return False
+                job.state, job.error, job.finished_at = state, error, utcnow()
+                s.add(job)
+                s.commit()
+            return True
+
+        if not _retrying(write):
+            return False
+        self.decided.append(job_id)
+        self._changed(job_id)
+        return True
 
     def _changed(self, job_id: int) -> None:
         if self.on_change is not None:
@@ -432,6 +482,16 @@ def _retrying(write: Callable[[], bool], attempts: int = 50) -> bool:
                 raise
             time.sleep(0.02 * (attempt + 1))
     return False
+
+
+def _read_events(job_dir: str) -> list[bytes]:
+    """The lines of a job's events.jsonl; none when the folder or file is gone."""
+    if not job_dir:
+        return []
+    try:
+        return (Path(job_dir) / "events.jsonl").read_bytes().splitlines()
+    except OSError:
+        return []
 
 
 def _alive(running: _Running) -> bool:

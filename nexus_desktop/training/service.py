@@ -259,7 +259,14 @@ class TrainingService:
         return rows
 
     async def jobs(self, limit: int = 30) -> list[JobView]:
-        return await self._call(lambda: [self._view(job) for job in self._jobs().list_jobs()[:limit]])
+        def jobs() -> list[JobView]:
+            manager = self._jobs()
+            # A job another NEXUS process left training (a killed `nexus train run`) is decided
+            # once its trainer exits; a finished one then reaches _after_change like our own.
+            manager.settle()
+            return [self._view(job) for job in manager.list_jobs()[:limit]]
+
+        return await self._call(jobs)
 
     async def job(self, job_id: int) -> JobView:
         return await self._call(lambda: self._view(self._jobs().get(job_id)))
@@ -439,7 +446,10 @@ class TrainingService:
             pass
 
     def _after_change(self, job_id: int) -> None:
-        manager = self._manager
+        # The manager's constructor (holding the lock) recovers jobs and reports them before it is
+        # assigned: wait for it, or a job that finished while NEXUS was closed would go unjudged.
+        with self._manager_lock:
+            manager = self._manager
         if manager is None or job_id in self._announced:
             return
         job = manager.get(job_id)

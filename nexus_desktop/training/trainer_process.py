@@ -53,12 +53,25 @@ def default_trainer_command(python: str | None = None) -> list[str]:
     return [chosen, "-m", "training.train"]
 
 
-def describe_exit(returncode: int) -> str:
+CLOSED_WHILE_TRAINING = "NEXUS was closed while training and the trainer did not finish."
+
+
+def kept_checkpoint(checkpoint: str | None) -> str:
+    """`` The last checkpoint is kept in PATH.`` when that folder is on disk, else nothing: a job
+    killed before its first checkpoint (or whose checkpoint was deleted) must not promise one."""
+    if checkpoint and Path(checkpoint).is_dir():
+        return f" The last checkpoint is kept in {checkpoint}."
+    return ""
+
+
+def describe_exit(returncode: int, checkpoint: str | None = None) -> str:
     name = exit_signal(returncode)
     if name is None:
-        return f"The trainer stopped with exit status {returncode} before finishing."
-    why = " (the system may have run out of memory)" if name == "SIGKILL" else ""
-    return f"The trainer was killed by {name}{why}; the last checkpoint is kept."
+        cause = f"The trainer stopped with exit status {returncode} before finishing."
+    else:
+        why = " (the system may have run out of memory)" if name == "SIGKILL" else ""
+        cause = f"The trainer was killed by {name}{why}."
+    return cause + kept_checkpoint(checkpoint)
 
 
 @dataclass
@@ -68,8 +81,14 @@ class Outcome:
 
 
 def verdict(
-    cancelled: bool, outcome: Outcome, returncode: int | None, log_path: Path
+    cancelled: bool,
+    outcome: Outcome,
+    returncode: int | None,
+    log_path: Path,
+    checkpoint: str | None = None,
 ) -> tuple[JobState, str]:
+    """The job's end from its events and exit status; ``returncode`` is None when this process is
+    not the trainer's parent (the NEXUS that started it was closed), so only the events tell."""
     if cancelled:
         return JobState.CANCELLED, ""
     if outcome.done and returncode in (0, None):
@@ -79,10 +98,10 @@ def verdict(
         lead = ERROR_KINDS.get(kind, ERROR_KINDS["internal"])
         return JobState.FAILED, f"{lead}: {message}" if message else f"{lead}."
     if returncode is None:
-        return JobState.FAILED, "The trainer stopped before finishing; the last checkpoint is kept."
+        return JobState.FAILED, CLOSED_WHILE_TRAINING + kept_checkpoint(checkpoint)
     if returncode == 0:
         return JobState.FAILED, "The trainer exited without reporting a finished adapter."
-    cause = describe_exit(returncode)
+    cause = describe_exit(returncode, checkpoint)
     last = last_line(log_path)
     return JobState.FAILED, f"{cause} Last output: {last}" if last and returncode > 0 else cause
 
