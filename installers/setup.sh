@@ -29,6 +29,8 @@ APT_PACKAGES=(
   libxcb-xkb1 libxkbcommon-x11-0 fonts-dejavu-core fonts-inter
   # The OS keyring (Secret Service) for API keys.
   gnome-keyring dbus libsecret-1-0
+  # Module and model-worker containment: namespaces around each child (docs/security.md).
+  bubblewrap
 )
 if [[ "$MODE" == "--test" ]]; then
   APT_PACKAGES+=(dbus-x11 xvfb xauth)

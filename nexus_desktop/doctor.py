@@ -64,12 +64,28 @@ def default_model() -> str:
     return str(path) if path else "missing: install it with the setup command from the README"
 
 
+def containment() -> str:
+    """Which kernel layers hold modules and the model worker here (docs/security.md)."""
+    from nexus_desktop.sandbox.support import detect
+
+    support = detect()
+    if support.platform != "linux":
+        return f"not built for {support.platform} yet: modules are held only by in-process checks"
+    layers = [f"Landlock ABI {support.landlock_abi}" if support.landlock_abi else "no Landlock"]
+    layers.append("seccomp" if support.seccomp else "no seccomp")
+    layers.append(
+        "namespaces (bwrap)" if support.namespaces else "no namespaces (bwrap missing or not allowed)"
+    )
+    return ", ".join(layers)
+
+
 def doctor_report() -> list[tuple[str, str]]:
     checks = [
         ("Qt platform", qt_platform),
         ("llama.cpp", llama_build),
         ("Keyring", keyring_backend),
         ("Default model", default_model),
+        ("Containment", containment),
     ]
     rows = [
         ("NEXUS Desktop", __version__),

@@ -53,7 +53,7 @@ def test_modules_ask_only_for_what_they_use() -> None:
             "Start other programs",
             "Run native code the app cannot inspect",
         ],
-        "weather": ["Connect to api.openweathermap.org", "Use your secret api_key"],
+        "weather": ["Connect to api.openweathermap.org (web ports 80 and 443)", "Use your secret api_key"],
     }
     [credential] = load_manifest(PLUGINS / "weather", bundled=True).credentials
     assert "OpenWeatherMap" in credential.instructions and credential.url

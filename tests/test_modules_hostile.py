@@ -277,14 +277,21 @@ def test_a_declared_host_is_reachable_and_others_are_not(
     tmp_path: Path, store: Store, secrets: SecretStore, tcp_listener: tuple[int, list[Any]]
 ) -> None:
     port, accepted = tcp_listener
+    # Through the gatekeeper (what HTTP clients do with HTTPS_PROXY) it gets there; directly it
+    # does not, even to the declared host and port.
     body = f"""
-        import socket
+        import base64, http.client, os, socket, urllib.parse
+        proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+        auth = base64.b64encode(f"{{proxy.username}}:{{proxy.password}}".encode()).decode()
+        tunnel = http.client.HTTPConnection(proxy.hostname, proxy.port, timeout=5)
+        tunnel.set_tunnel("localhost", {port}, headers={{"Proxy-Authorization": "Basic " + auth}})
+        tunnel.connect()
+        tunnel.close()
         socket.create_connection(('localhost', {port}), timeout=2).close()
-        socket.getaddrinfo('example.org', 443)
     """
-    fields = {"permissions": {"network": ["localhost"]}}
+    fields = {"permissions": {"network": [f"localhost:{port}"]}}
     outcome = run_bad(tmp_path, store, secrets, tool_module(BAD, body), fields=fields)
-    outcome.assert_failed("may not connect to example.org")
+    outcome.assert_failed("may reach the network only through NEXUS's gatekeeper")
     assert len(accepted) == 1
 
 

@@ -51,8 +51,8 @@ url = "https://example.org/keys"
     assert manifest.version == "1.2"
     assert manifest.origin == "installed"
     assert manifest.requested_access() == [
-        "Connect to api.open-meteo.com",
-        "Connect to *.example.org:8443",
+        "Connect to api.open-meteo.com (web ports 80 and 443)",
+        "Connect to any host under example.org (port 8443; not this PC or your home network)",
         "Read files in ~/Documents",
         "Start other programs",
         "Use your secret WEATHER_KEY",

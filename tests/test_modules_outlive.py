@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.hostile.runtime_modules import install_modules, tool_module
@@ -46,7 +47,7 @@ APP = textwrap.dedent(
 )
 STUCK_TOOL = """
 import subprocess, time
-helper = subprocess.Popen(["sleep", "3600"])
+helper = subprocess.Popen(["sleep", "MARKER"])
 open("helper.pid", "w").write(str(helper.pid))
 time.sleep(3600)
 """
@@ -80,7 +81,11 @@ def test_a_module_stuck_in_a_call_ends_with_its_programs_when_the_app_is_killed(
     tmp_path: Path,
 ) -> None:
     fields = {"permissions": {"subprocess": True}}
-    install_modules(tmp_path / "dev", {"stuck": (tool_module("stuck", STUCK_TOOL), fields)})
+    # Inside its sandbox the module sees its own PID namespace, so the helper is found here by
+    # a command line no other process has, not by the pid the module wrote.
+    marker = f"3600.{os.getpid()}{time.monotonic_ns() % 10**6}"
+    source = tool_module("stuck", STUCK_TOOL.replace("MARKER", marker))
+    install_modules(tmp_path / "dev", {"stuck": (source, fields)})
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     app = subprocess.Popen(
         [sys.executable, "-c", APP, str(tmp_path)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
@@ -92,7 +97,8 @@ def test_a_module_stuck_in_a_call_ends_with_its_programs_when_the_app_is_killed(
         assert _wait_for(lambda: helper_file.exists() and helper_file.read_text(), 30), (
             "the module's tool never started its helper program"
         )
-        helper_pid = int(helper_file.read_text())
+        [helper] = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
+        helper_pid = helper.pid
         assert not _gone(module_pid) and not _gone(helper_pid)
 
         app.send_signal(signal.SIGKILL)

@@ -131,7 +131,7 @@ def test_install_review_approve_then_the_module_loads(store: Store, tmp_path: Pa
     assert host.modules_to_load() == []
 
     request = host.review("dice-roller")
-    assert request.access == ["Connect to api.dice.example", "Start other programs"]
+    assert request.access == ["Connect to api.dice.example (web ports 80 and 443)", "Start other programs"]
     approved = host.approve(request)
     assert approved.state == S.ENABLED
     assert approved.approved_access == request.access

@@ -212,7 +212,7 @@ def test_a_killed_trainer_fails_the_job_naming_a_checkpoint_only_when_one_is_on_
     failed = the_job(engine)
     assert failed is not None and failed.state == JobState.FAILED
     if run_alive:
-        assert failed.error.startswith("The trainer was killed by SIGKILL")
+        assert failed.error.startswith("The trainer was killed (SIGKILL")
     else:
         assert failed.error.startswith(CLOSED_WHILE_TRAINING)
     if checkpoint == "kept":

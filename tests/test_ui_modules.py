@@ -116,7 +116,7 @@ def test_installing_from_a_folder_shows_a_card_awaiting_approval_and_approving_r
     assert card.footer.text().endswith("checks passed in " + card.footer.text().rsplit("in ", 1)[-1])
 
     dialog = open_dialog(qtbot, page, "approve")
-    assert dialog.access_lines == ["Connect to quotes.example.org"]
+    assert dialog.access_lines == ["Connect to quotes.example.org (web ports 80 and 443)"]
     assert dialog.approve_button.isEnabled()
     assert dialog.request.content_hash in [w.text() for w in dialog.findChildren(type(card.badge))]
     dialog.approve_button.click()

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import re
-import subprocess
 import sys
-import threading
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
-import nexus_desktop
+from nexus_desktop import paths
+from nexus_desktop.children.exits import describe_exit
+from nexus_desktop.children.supervised import ChildProcess
 from nexus_desktop.llm.contract import (
     ChatInput,
     ChatOutput,
@@ -40,13 +38,24 @@ from nexus_desktop.llm.contract import (
     TokenEvent,
 )
 from nexus_desktop.llm.gguf_check import ModelInfo, inspect_model, validate_lora_adapter
-from nexus_desktop.processes import exit_signal, separate_session
+from nexus_desktop.sandbox.profile import (
+    Profile,
+    gpu_devices,
+    import_root,
+    package_dir,
+    python_read_paths,
+    system_read_paths,
+    system_write_paths,
+)
 
 logger = logging.getLogger(__name__)
 
 _CANCEL_POLL_SECONDS = 0.05
 _SHUTDOWN_GRACE_SECONDS = 5.0
-_STDERR_TAIL_LINES = 40
+# Settings of llama.cpp, its GPU runtimes and its thread pools pass through to the worker.
+_PASSED_ENV = (
+    "GGML_", "LLAMA_", "CUDA_", "HIP_", "ROCR_", "GPU_", "VK_", "OMP_", "OPENBLAS_", "MKL_", "LD_LIBRARY_PATH"
+)  # fmt: skip
 
 
 class _Exited:
@@ -58,56 +67,36 @@ Event = dict[str, Any]
 
 
 class _Worker:
-    """One worker process and the threads that read its pipes."""
+    """One worker process (a contained ``ChildProcess``) and the queues its events go to."""
 
-    def __init__(self, command: list[str], env: dict[str, str], loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(
+        self, command: list[str], env: dict[str, str], profile: Profile, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.control: asyncio.Queue[Event | _Exited] = asyncio.Queue()
         self.requests: dict[str, asyncio.Queue[Event | _Exited]] = {}
-        self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
-        self.stderr_lines = 0
-        self.returncode: int | None = None
-        self.process = subprocess.Popen(
+        # Our own code at the other end: its stderr is worth the log at INFO, and no event budget.
+        self.child = ChildProcess(
+            "llama",
             command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            profile,
             env=env,
-            **separate_session(),
+            cwd=env.get("PYTHONPATH"),
+            loop=loop,
+            on_message=self._dispatch,
+            on_exit=self._exited,
+            flood_limit=None,
+            log_level=logging.INFO,
         )
-        self._stderr_reader = threading.Thread(target=self._read_stderr, name="llama-stderr", daemon=True)
-        self._stderr_reader.start()
-        threading.Thread(target=self._read_stdout, name="llama-stdout", daemon=True).start()
+        self.process = self.child.process
+        self.stderr_tail = self.child.stderr_tail
 
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        with self.process.stdout:
-            for raw in self.process.stdout:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    logger.warning("Unreadable line from the model process: %r", raw[:200])
-                    continue
-                self._post(self._dispatch, event)
-        returncode = self.process.wait()
-        self._stderr_reader.join(timeout=2.0)  # The last stderr line explains a crash.
-        self._post(self._exited, returncode)
+    @property
+    def stderr_lines(self) -> int:
+        return self.child.stderr_lines
 
-    def _read_stderr(self) -> None:
-        assert self.process.stderr is not None
-        with self.process.stderr:
-            for raw in self.process.stderr:
-                line = raw.decode("utf-8", errors="replace").rstrip()
-                if line:
-                    self.stderr_tail.append(line)
-                    self.stderr_lines += 1
-                    logger.info("[llama %d] %s", self.process.pid, line)
-
-    def _post(self, callback: Any, argument: Any) -> None:
-        try:
-            self.loop.call_soon_threadsafe(callback, argument)
-        except RuntimeError:
-            pass  # The loop is closed: nobody is waiting any more.
+    @property
+    def returncode(self) -> int | None:
+        return self.child.returncode
 
     def _dispatch(self, event: Event) -> None:
         request_id = event.get("id")
@@ -116,52 +105,48 @@ class _Worker:
             queue.put_nowait(event)
 
     def _exited(self, returncode: int) -> None:
-        self.returncode = returncode
-        self._close_stdin()
         for queue in (self.control, *self.requests.values()):
             queue.put_nowait(_Exited(returncode))
 
     @property
     def alive(self) -> bool:
-        return self.returncode is None and self.process.poll() is None
+        return self.child.alive
 
     def send(self, **command: Any) -> None:
-        assert self.process.stdin is not None
-        try:
-            # ASCII JSON cannot fail to encode, even for text with stray surrogates.
-            self.process.stdin.write(json.dumps(command).encode("ascii") + b"\n")
-            self.process.stdin.flush()
-        except (OSError, ValueError):
-            pass  # The process is gone (or its pipe closed); its exit event tells the waiting call.
-
-    def _close_stdin(self) -> None:
-        if self.process.stdin is not None:
-            try:
-                self.process.stdin.close()
-            except OSError:
-                pass  # Flushing into a dead process fails; the pipe is closed anyway.
+        # A gone process is not an error here: its exit event tells the waiting call.
+        self.child.send(command)
 
     def stop(self) -> None:
-        """Ask politely, then terminate, then kill.  Blocks: run it in an executor."""
-        self.send(cmd="shutdown")
-        self._close_stdin()
-        for action in (None, self.process.terminate, self.process.kill):
-            if action is not None:
-                action()
-            try:
-                self.process.wait(timeout=_SHUTDOWN_GRACE_SECONDS)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        """Ask politely, then kill.  Blocks: run it in an executor."""
+        self.child.stop({"cmd": "shutdown"}, grace=_SHUTDOWN_GRACE_SECONDS)
 
 
-def _describe_exit(returncode: int) -> str:
-    name = exit_signal(returncode)
-    if name is None:
-        return f"exited with code {returncode}"
-    if name == "SIGKILL":
-        return "was killed (SIGKILL, often the system running out of memory)"
-    return f"crashed ({name})"
+def worker_profile(python: str, model: Path, lora: Path | None) -> Profile:
+    """What the model worker may reach.  llama.cpp parses files from the internet: it may read the
+    model, its adapter, Python and the system's libraries, and use the GPU; it may not write
+    anything but its cache folder, reach the network, or read the user's files."""
+    read = [
+        *system_read_paths(),
+        *python_read_paths(python),
+        package_dir(),
+        import_root(),
+        str(model.resolve()),
+    ]
+    if lora is not None:
+        read.append(str(lora.resolve()))
+    return Profile(
+        "model worker",
+        read=tuple(read),
+        write=(str(worker_cache_dir()), *system_write_paths()),
+        devices=tuple(gpu_devices()),
+    )
+
+
+def worker_cache_dir() -> Path:
+    """The one folder the worker may write: GPU drivers keep compiled kernels there."""
+    path = paths.data_dir() / "worker-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 class LocalLlamaSource(StreamingSource):
@@ -270,12 +255,19 @@ class LocalLlamaSource(StreamingSource):
         return min(self._requested_context, trained) if trained else self._requested_context
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
-        package_root = str(Path(nexus_desktop.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        env["PYTHONIOENCODING"] = "utf-8"
-        # On an abort ggml would attach gdb to print a backtrace: slow, and it buries the reason.
-        env["GGML_NO_BACKTRACE"] = "1"
+        cache = str(worker_cache_dir())
+        # A bare environment: the user's shell may hold tokens a crafted model file has no use for.
+        env = {name: value for name, value in os.environ.items() if name.startswith(_PASSED_ENV)}
+        env.update(
+            PATH=os.defpath,
+            HOME=cache,
+            LANG=os.environ.get("LANG", "C.UTF-8"),
+            PYTHONPATH=import_root(),
+            PYTHONIOENCODING="utf-8",
+            CUDA_CACHE_PATH=cache,
+            # On an abort ggml would attach gdb to print a backtrace: slow, and it buries the reason.
+            GGML_NO_BACKTRACE="1",
+        )
         return [self._python, "-m", "nexus_desktop.llm.worker"], env
 
     async def _ensure_worker(self) -> _Worker:
@@ -292,8 +284,9 @@ class LocalLlamaSource(StreamingSource):
         if self._closes != closes:
             raise ModelError(f"Loading {self.name} stopped because the model was closed.")
         command, env = self._command()
+        profile = worker_profile(self._python, self._model_path, self._lora_path)
         try:
-            worker = _Worker(command, env, loop)
+            worker = _Worker(command, env, profile, loop)
         except OSError as error:
             raise ModelError(
                 f"The model process could not start ({error}); reinstall NEXUS Desktop."
@@ -357,7 +350,7 @@ class LocalLlamaSource(StreamingSource):
             detail = f" (last message: {last})" if last else ""
             advice = "pick another model" if doing.startswith("loading") else "reload the model to continue"
             raise ModelCrashedError(
-                f"The model process {_describe_exit(event.returncode)} while {doing}{detail}; "
+                f"The model process {describe_exit(event.returncode)} while {doing}{detail}; "
                 f"the app is fine, {advice}."
             )
         if event.get("event") != "error":

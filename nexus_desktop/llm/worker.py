@@ -25,7 +25,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any
+
+from nexus_desktop.children.jsonlines import Channel
 
 _EOF = {"cmd": "shutdown", "reason": "stdin closed"}
 # ggml_log_level in this llama.cpp: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
@@ -33,20 +35,13 @@ _LOG_WARN, _LOG_ERROR, _LOG_CONTINUE = 3, 4, 5
 
 
 class Protocol:
-    """Writes events to the original stdout, and moves fd 1 to stderr for everyone else."""
+    """Events to the parent, one JSON line each (``children.jsonlines.Channel``)."""
 
     def __init__(self) -> None:
-        protocol_fd = os.dup(1)
-        os.dup2(2, 1)
-        sys.stdout = sys.stderr
-        self._out: TextIO = os.fdopen(protocol_fd, "w", encoding="utf-8", errors="replace", buffering=1)
-        self._lock = threading.Lock()
+        self._channel = Channel()
 
     def send(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"event": event, **fields}, ensure_ascii=False)
-        with self._lock:
-            self._out.write(line + "\n")
-            self._out.flush()
+        self._channel.send({"event": event, **fields})
 
 
 class Cancellation:

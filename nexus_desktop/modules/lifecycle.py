@@ -347,6 +347,11 @@ class ModuleLifecycle:
     def quarantine(self, name: str, reason: str) -> ModuleRecord:
         return self._set(name, S.QUARANTINED, reason)
 
+    def ask_again(self, name: str, reason: str) -> ModuleRecord:
+        """An enabled module that cannot run as approved (its approval did not accept what this
+        PC cannot enforce) waits for a new approval; its files and data are unchanged."""
+        return self._set(name, S.AWAITING_APPROVAL, reason)
+
     def release(self, name: str) -> ModuleRecord:
         """Take a module out of quarantine; it waits for a fresh approval.
 

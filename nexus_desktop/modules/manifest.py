@@ -31,6 +31,7 @@ from pydantic import (
 from nexus_desktop.modules import hookspecs
 from nexus_desktop.modules.errors import ManifestError
 from nexus_desktop.modules.specs import NAME_PATTERN
+from nexus_desktop.sandbox.egress import describe
 
 log = logging.getLogger(__name__)
 
@@ -308,9 +309,7 @@ class ModuleManifest(BaseModel):
 
     def requested_access(self) -> list[str]:
         """What approving this module allows, one line each, for the approval dialog."""
-        lines = []
-        for host in self.permissions.network:
-            lines.append("Connect to any host on the internet" if host == "*" else f"Connect to {host}")
+        lines = [describe(entry) for entry in self.permissions.network]
         lines += [f"Read files in {path}" for path in self.permissions.filesystem.read]
         lines += [f"Change files in {path}" for path in self.permissions.filesystem.write]
         if self.permissions.subprocess:

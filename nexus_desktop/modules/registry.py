@@ -13,6 +13,7 @@ Environment switches, after datasette and llm:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -30,6 +31,7 @@ from nexus_desktop.modules.discovery import Discovered, discover
 from nexus_desktop.modules.errors import TransitionError, UnknownModuleError
 from nexus_desktop.modules.install import install_module, remove_version, user_modules_dir
 from nexus_desktop.modules.lifecycle import ModuleLifecycle, ModuleState
+from nexus_desktop.modules.runtime.containment import ACCEPTED, gaps
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.modules.tables import ModuleRecord
 
@@ -139,6 +141,14 @@ class ApprovalRequest:
     quarantined_because: list[str] = field(default_factory=list)
     """Released from quarantine and not approved since: its last failures and the quarantine,
     oldest first, one line each ("when  state: reason")."""
+    unenforced: list[str] = field(default_factory=list)
+    """What this PC's kernel cannot enforce of ``access`` (``containment.gaps``): the module is
+    started only when the approval accepted each of these explicitly."""
+
+    def accepting_weaker_guarantee(self) -> ApprovalRequest:
+        """This approval with every unenforced part accepted, as the approval records it."""
+        accepted = [f"{ACCEPTED}{gap}" for gap in self.unenforced]
+        return dataclasses.replace(self, access=[*self.access, *accepted])
 
 
 @dataclass(frozen=True)
@@ -260,6 +270,7 @@ class ModuleHost:
             access=manifest.requested_access(),
             credentials=[(c.name, c.instructions) for c in manifest.credentials],
             content_hash=item.content_hash,
+            unenforced=gaps(manifest),
             quarantined_because=[
                 f"{event.at:%Y-%m-%d %H:%M}  {event.to_state}: {event.reason}"
                 for event in self.lifecycle.quarantine_story(name)

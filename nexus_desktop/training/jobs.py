@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import threading
 import time
@@ -27,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from nexus_desktop import paths
+from nexus_desktop.children.launch import exit_code, launch
 from nexus_desktop.db.tables import utcnow
 from nexus_desktop.training.tables import TrainingJob, TrainingStep
 from nexus_desktop.training.trainer_process import (
@@ -42,6 +42,8 @@ from nexus_desktop.training.trainer_process import (
     live_process,
     number,
     repo_root,
+    trainer_environment,
+    trainer_profile,
     verdict,
 )
 
@@ -274,22 +276,19 @@ class JobManager:
                 return
             assert job.id is not None
             job_dir = Path(job.job_dir)
-            env = dict(os.environ)
-            root = str(repo_root())
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-            env["PYTHONUNBUFFERED"] = "1"
-            env["PYTHONIOENCODING"] = "utf-8"
+            spec = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+            command = [*self.trainer_command, str(job_dir / "job.json")]
             try:
                 with (job_dir / "events.jsonl").open("wb") as events, Path(job.log_path).open("wb") as errors:
-                    popen = subprocess.Popen(
-                        [*self.trainer_command, str(job_dir / "job.json")],
+                    # Its own session (launch): a terminal's Ctrl+C or a crash of NEXUS does not kill it.
+                    popen = launch(
+                        command,
+                        trainer_profile(command, spec, job_dir),
+                        env=trainer_environment(job_dir),
+                        cwd=job_dir,
                         stdin=subprocess.DEVNULL,
                         stdout=events,
                         stderr=errors,
-                        cwd=job_dir,
-                        env=env,
-                        # Its own session: a terminal's Ctrl+C or a crash of NEXUS does not kill it.
-                        start_new_session=True,
                     )
             except OSError as error:
                 self._finish(
@@ -325,7 +324,9 @@ class JobManager:
                 with self._lock:
                     self._running = None
                 return
-            returncode = running.popen.wait() if running.popen is not None else None
+            if running.popen is not None:
+                running.popen.wait()
+            returncode = exit_code(running.popen) if running.popen is not None else None
             checkpoint = self.get(running.job_id).checkpoint
             state, error = verdict(
                 running.cancel_requested, outcome, returncode, Path(job.log_path), checkpoint

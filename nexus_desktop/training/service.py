@@ -483,8 +483,9 @@ class TrainingService:
         assert job.id is not None
         self._reniced.add(job.id)
         try:
-            process = psutil.Process(job.pid)
-            process.nice(max(process.nice(), self._niceness))
+            sandbox = psutil.Process(job.pid)  # the trainer runs inside it (children.launch)
+            for process in [sandbox, *sandbox.children(recursive=True)]:
+                process.nice(max(process.nice(), self._niceness))
         except psutil.Error:
             log.debug("Could not lower the trainer's priority", exc_info=True)
 

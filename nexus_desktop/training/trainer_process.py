@@ -12,7 +12,18 @@ from typing import Any
 
 import psutil
 
-from nexus_desktop.processes import exit_signal
+from nexus_desktop import paths
+from nexus_desktop.children.exits import describe_exit as describe_child_exit
+from nexus_desktop.sandbox.profile import (
+    Profile,
+    gpu_devices,
+    import_root,
+    package_dir,
+    python_read_paths,
+    system_read_paths,
+    system_write_paths,
+    training_dir,
+)
 
 TRAINER_PYTHON_ENV = "NEXUS_TRAINER_PYTHON"
 _KILL_GRACE_SECONDS = 3.0
@@ -65,13 +76,71 @@ def kept_checkpoint(checkpoint: str | None) -> str:
 
 
 def describe_exit(returncode: int, checkpoint: str | None = None) -> str:
-    name = exit_signal(returncode)
-    if name is None:
-        cause = f"The trainer stopped with exit status {returncode} before finishing."
-    else:
-        why = " (the system may have run out of memory)" if name == "SIGKILL" else ""
-        cause = f"The trainer was killed by {name}{why}."
-    return cause + kept_checkpoint(checkpoint)
+    return f"The trainer {describe_child_exit(returncode)} before finishing." + kept_checkpoint(checkpoint)
+
+
+# Programs the trainer's libraries start: its own Python (the llama.cpp check), a C compiler (Triton).
+_PROGRAM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64")
+
+
+def trainer_home() -> Path:
+    """HOME and caches for the trainer's libraries (torch, Triton, Hugging Face), kept across jobs."""
+    path = paths.data_dir() / "training" / "home"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def trainer_profile(command: list[str], job: dict[str, Any], job_dir: Path) -> Profile:
+    """What the trainer may reach: it reads the base model, its datasets, Python and the trainer's
+    packages, and writes only its job folder, the converted-model cache and its home.  It has no
+    network, and it keeps running when NEXUS closes (no ``die_with_parent``).  ``command`` is the
+    trainer setting's command line: a script it names is read too."""
+    inputs = [job.get("base_model"), job.get("dataset"), job.get("eval_dataset")]
+    inputs += [argument for argument in command[1:] if os.path.isfile(argument)]
+    read = [
+        *system_read_paths(),
+        *python_read_paths(command[0]),
+        *python_read_paths(sys.executable),  # the setting's "python" may wrap the app's own
+        package_dir(),
+        training_dir(),
+        import_root(),
+    ]
+    read += [os.path.realpath(path) for path in inputs if path]
+    write = [str(job_dir), str(trainer_home()), *system_write_paths()]
+    if job.get("hf_cache_dir"):
+        Path(job["hf_cache_dir"]).mkdir(parents=True, exist_ok=True)
+        write.append(str(job["hf_cache_dir"]))
+    return Profile(
+        "trainer",
+        read=tuple(read),
+        write=tuple(write),
+        # The Python the trainer setting names may be a wrapper around another interpreter.
+        execute=(
+            *_PROGRAM_FOLDERS,
+            os.path.dirname(os.path.realpath(command[0])),
+            os.path.realpath(sys.executable),
+        ),
+        devices=tuple(gpu_devices()),
+        subprocess=True,
+        die_with_parent=False,
+    )
+
+
+def trainer_environment(job_dir: Path) -> dict[str, str]:
+    """The app's environment with the trainer's own places: nothing outside its profile is writable."""
+    home = trainer_home()
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=import_root(),
+        PYTHONUNBUFFERED="1",
+        PYTHONIOENCODING="utf-8",
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / "cache"),
+        TMPDIR=str(job_dir),
+        HF_HUB_OFFLINE="1",  # no network in the sandbox: fail at once rather than time out
+        TRITON_CACHE_DIR=str(home / "triton"),
+    )
+    return env
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QFrame,
     QHBoxLayout,
@@ -28,11 +29,21 @@ from nexus_desktop.ui.theme import COLORS
 from nexus_desktop.ui.widgets import push_button
 
 NOTHING_ASKED = "Nothing beyond its own folder: no network, no other files, no programs, no secrets."
-TRUST_NOTE = (
-    "Approving lets this module's code run on your computer with the access above. NEXUS checks "
-    "what it can and enforces these limits, but it cannot prove code is harmless: approve only "
-    "modules you trust."
+ENFORCED = (
+    "The operating system holds it to the list above: besides its own folder and data folder it "
+    "cannot read or change your files, the app's database, other modules or your keyring, reach "
+    "any other host, or touch your other programs, and every program it starts ends with it. "
+    "Its checks ran before approval with no network, secrets, programs or writes."
 )
+TRUST_NOTE = (
+    "Approving lets this module's code run on your computer with the access above. The limits "
+    "hold, but they cannot make code harmless within them: approve only modules you trust."
+)
+TRUST_NOTE_WEAKER = (
+    "Approving lets this module's code run on your computer with the access above. What this PC "
+    "cannot enforce is held only by your trust in the module: approve only modules you trust."
+)
+ACCEPT_WEAKER = "I understand, and approve it with the weaker guarantee"
 
 
 def refusal_reason(request: ApprovalRequest, report: dict[str, Any] | None) -> str | None:
@@ -141,6 +152,21 @@ class ApprovalDialog(QDialog):
             secrets = "\n\n".join(f"{name}: {how}" for name, how in request.credentials)
             outer.addWidget(_box("Secrets it needs (kept in your OS keyring)", text=secrets))
 
+        self.accept_weaker: QCheckBox | None = None
+        if request.unenforced:
+            # Said plainly, and approved only on purpose: the module is refused these otherwise.
+            gaps = QLabel("\n".join(f"•  {gap}." for gap in request.unenforced))
+            gaps.setWordWrap(True)
+            self.accept_weaker = QCheckBox(ACCEPT_WEAKER)
+            body = QWidget()
+            column = QVBoxLayout(body)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.addWidget(gaps)
+            column.addWidget(self.accept_weaker)
+            outer.addWidget(_box("Not enforced on this PC", body))
+        else:
+            outer.addWidget(_box("Enforced by the operating system", text=ENFORCED))
+
         self.report_view = QLabel(report_html(report))
         self.report_view.setObjectName("ReportView")
         self.report_view.setTextFormat(Qt.TextFormat.RichText)
@@ -155,7 +181,7 @@ class ApprovalDialog(QDialog):
         outer.addWidget(_box("Content hash (what you approve)", digest))
 
         self.refusal = refusal_reason(request, report)
-        note = QLabel(self.refusal or TRUST_NOTE)
+        note = QLabel(self.refusal or (TRUST_NOTE_WEAKER if request.unenforced else TRUST_NOTE))
         note.setObjectName("RefusalNote" if self.refusal else "WarningNote")
         note.setWordWrap(True)
         outer.addWidget(note)
@@ -172,12 +198,28 @@ class ApprovalDialog(QDialog):
         self.cancel_button.clicked.connect(self.reject)
         self.approve_button = push_button("Approve and enable", role="primary", icon_name="check")
         self.approve_button.clicked.connect(self.accept)
-        self.approve_button.setEnabled(self.refusal is None)
-        if self.refusal:
-            self.approve_button.setToolTip(self.refusal)
+        self._update_approve()
+        if self.accept_weaker is not None:
+            self.accept_weaker.toggled.connect(self._update_approve)
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.approve_button)
         outer.addLayout(buttons)
+
+    def _update_approve(self) -> None:
+        weaker_ok = self.accept_weaker is None or self.accept_weaker.isChecked()
+        self.approve_button.setEnabled(self.refusal is None and weaker_ok)
+        if self.refusal:
+            self.approve_button.setToolTip(self.refusal)
+        elif not weaker_ok:
+            self.approve_button.setToolTip("Tick the box under 'Not enforced on this PC' first.")
+        else:
+            self.approve_button.setToolTip("")
+
+    def approved_request(self) -> ApprovalRequest:
+        """What the person approved: the request, with the weaker guarantee if they accepted it."""
+        if self.accept_weaker is not None and self.accept_weaker.isChecked():
+            return self.request.accepting_weaker_guarantee()
+        return self.request
 
 
 class ReportDialog(QDialog):

@@ -213,7 +213,7 @@ class ModulesPage(QWidget):
     def _open_approval(self, reviewed: tuple[ApprovalRequest, dict[str, Any] | None]) -> None:
         request, report = reviewed
         dialog = ApprovalDialog(request, report, self)
-        dialog.accepted.connect(lambda: self._approve(request))
+        dialog.accepted.connect(lambda: self._approve(dialog.approved_request()))
         self._open(dialog)
 
     def _approve(self, request: ApprovalRequest) -> None:

@@ -6,9 +6,12 @@ code) is checked against ``AccessPolicy`` and refused with ``PermissionError`` w
 did not declare it.  Hooks cannot be removed, and this one refuses new hooks, the ``gc``
 introspection that could reach its closure, and raising the memory limit.
 
-This is a guard rail for honest-but-buggy and casually hostile modules, not a perfect sandbox:
-native code (when declared) and interpreter bugs can get past any audit hook.  The process
-boundary is what keeps the app safe; this keeps a module's reach to what the user approved.
+This hook is not the wall: it runs inside the module's own interpreter, which the module can
+tamper with.  The wall is the kernel (``sandbox``: Landlock, seccomp, namespaces and the network
+gatekeeper), set up before the module's first line runs.  The hook's job is to turn what the
+kernel would refuse into a sentence that says what was refused and how to ask for it.  Its
+entry point is bound when it is installed, so patching the policy's helpers afterwards loses
+the explanation, never the enforcement.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ _UNAUDITED = {
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
 
 
 class AccessRefused(PermissionError):
@@ -127,9 +131,9 @@ class AccessPolicy:
     """Refuse ``os.chdir``, so relative paths always mean what the check assumes (False for pytest)."""
     loopback_to_own_servers: bool = False
     """Allow loopback connections to servers this process opened itself (a module's tests)."""
+    gatekeeper: str | None = None
+    """``127.0.0.1:port`` of NEXUS's network gatekeeper, the only address it may connect to."""
     own_servers: weakref.WeakSet[socket.socket] = field(default_factory=weakref.WeakSet, compare=False)
-    allowed_addresses: set[str] = field(default_factory=set, compare=False)
-    """IP addresses that allowed host names resolved to; filled in as the module resolves them."""
 
     def refusal(self, event: str, args: tuple[Any, ...]) -> str | None:
         """Why ``event`` is refused, or None when it is allowed."""
@@ -173,6 +177,8 @@ class AccessPolicy:
             if target == os.getpid() or (self.subprocess and _in_own_session(target)):
                 return None  # itself, or programs it started (the host is in another session)
             return f"{self.module} may not signal other processes"
+        if event == "socket.__new__":
+            return self._check_new_socket(args[1] if len(args) > 1 else None)
         if event in _NETWORK_EVENTS:
             return self._check_host(args[0] if args else None, args[1] if len(args) > 1 else None)
         if event in _ADDRESS_EVENTS:
@@ -224,6 +230,21 @@ class AccessPolicy:
                 return True
         return False
 
+    def _check_new_socket(self, family: Any) -> str | None:
+        if family == getattr(socket, "AF_UNIX", None):
+            return f"{self.module} may not use local sockets such as D-Bus or the keyring"
+        if family in (socket.AF_INET, socket.AF_INET6) and (self.network or self.loopback_to_own_servers):
+            return None
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return f"{self.module} may not use the network; its manifest must ask for permissions.network"
+        return f"{self.module} may not use this kind of socket"
+
+    def _is_gatekeeper(self, host: str, port: Any) -> bool:
+        if self.gatekeeper is None:
+            return False
+        gate_host, _, gate_port = self.gatekeeper.rpartition(":")
+        return host == gate_host and (port is None or str(port) == gate_port)
+
     def _check_host(self, host: Any, port: Any) -> str | None:
         if isinstance(host, bytes):
             host = host.decode("idna", "replace")
@@ -231,20 +252,11 @@ class AccessPolicy:
             host = "localhost"
         if self.loopback_to_own_servers and host in _LOOPBACK:
             return None
-        if self._host_allowed(host, port):
-            self._remember_addresses(host)
-            return None
+        if self._is_gatekeeper(host, port) or self._host_allowed(host, port):
+            return None  # naming an allowed host is harmless: connecting goes through the gatekeeper
         if not self.network:
             return f"{self.module} may not use the network; its manifest must ask for permissions.network"
         return f"{self.module} may not connect to {host}; its manifest must list it under permissions.network"
-
-    def _remember_addresses(self, host: str) -> None:
-        try:
-            infos = socket.getaddrinfo(host, None)
-        except OSError:
-            return
-        self.allowed_addresses.add(host)
-        self.allowed_addresses.update(str(info[4][0]) for info in infos)
 
     def _check_address(self, event: str, args: tuple[Any, ...]) -> str | None:
         address = args[1] if len(args) > 1 else None
@@ -256,15 +268,16 @@ class AccessPolicy:
         host, port = str(address[0]), address[1] if len(address) > 1 else None
         if self.loopback_to_own_servers and host in _LOOPBACK and self._own_server(event, args[0], port):
             return None
-        if "*" in self.network or host in self.allowed_addresses:
+        if self._is_gatekeeper(host, port):
             return None
-        if host in ("", "0.0.0.0", "::") and self.network:
+        if event == "socket.bind" and host in _ANY_ADDRESS and port == 0 and self.network:
             return None  # binding a client socket before connecting
-        if self._host_allowed(host, port):
-            return None
         if not self.network:
             return f"{self.module} may not use the network; its manifest must ask for permissions.network"
-        return f"{self.module} may not connect to {host}; its manifest must list it under permissions.network"
+        return (
+            f"{self.module} may reach the network only through NEXUS's gatekeeper (the HTTPS_PROXY "
+            f"it is given), which allows {', '.join(self.network)}; not {host}:{port} directly"
+        )
 
     def _own_server(self, event: str, sock: Any, port: Any) -> bool:
         if event == "socket.bind":
@@ -339,7 +352,7 @@ def install(policy: AccessPolicy, report: Callable[[str], None] | None = None) -
     def hook(
         event: str,
         args: tuple[Any, ...],
-        _policy: AccessPolicy = policy,
+        _refusal: Callable[[str, tuple[Any, ...]], str | None] = policy.refusal,
         _report: Callable[[str], None] | None = report,
         _busy: threading.local = threading.local(),  # noqa: B008 - one per hook, on purpose
     ) -> None:
@@ -347,7 +360,7 @@ def install(policy: AccessPolicy, report: Callable[[str], None] | None = None) -
             return  # events caused by the check itself (resolving paths and names)
         _busy.on = True
         try:
-            problem = _policy.refusal(event, args)
+            problem = _refusal(event, args)
             if problem is not None and _report is not None:
                 try:
                     _report(problem)
@@ -356,7 +369,7 @@ def install(policy: AccessPolicy, report: Callable[[str], None] | None = None) -
         finally:
             _busy.on = False
         if problem is not None:
-            del _policy, _report, _busy
+            del _refusal, _report, _busy
             raise AccessRefused(problem + ".")
 
     sys.addaudithook(hook)

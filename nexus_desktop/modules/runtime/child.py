@@ -27,35 +27,14 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from nexus_desktop.children.jsonlines import Channel
+
 BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from nexus_desktop.modules.runtime.child import main; main(sys.argv[2:])"
 )
 _ERROR_CHARS = 400
 _PARENT_CHECK_SECONDS = 0.5
-
-
-class _Channel:
-    """The protocol pipe: JSON lines to the host, one writer at a time."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._lock = threading.Lock()
-
-    def send(self, message: dict[str, Any]) -> None:
-        data = json.dumps(message, ensure_ascii=True, default=str).encode("ascii") + b"\n"
-        with self._lock:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-
-
-def _take_stdout() -> _Channel:
-    protocol = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return _Channel(protocol)
 
 
 def _die_with_the_app() -> None:
@@ -66,7 +45,7 @@ def _die_with_the_app() -> None:
     """
     if sys.platform == "win32":  # no re-parenting there; a job object would do it
         return
-    parent, own_group = os.getppid(), os.getpid()  # we lead our session (separate_session)
+    parent, own_group = os.getppid(), os.getpgid(0)  # our programs stay in it (seccomp: no setsid)
     getppid, sleep, killpg, exit_now = os.getppid, time.sleep, os.killpg, os._exit
 
     def watch() -> None:
@@ -80,22 +59,15 @@ def _die_with_the_app() -> None:
     threading.Thread(target=watch, name="nexus-parent-watch", daemon=True).start()
 
 
-def _limit_resources(memory_limit_mb: int, cpu_seconds: int | None = None) -> None:
-    try:
-        import resource
-    except ImportError:  # Windows: limits there need a job object, which is not done yet
-        return
-    if memory_limit_mb > 0:
-        limit = memory_limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if cpu_seconds:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-
-
 def _policy(load: dict[str, Any]) -> Any:
+    """The audit hook's copy of what the kernel enforces (``containment``), to explain refusals.
+
+    ``granted`` is what this process may do: nothing during validation, whatever the manifest
+    declares; the declared permissions once approved.
+    """
     from nexus_desktop.modules.runtime.audit import AccessPolicy, expand
 
-    permissions = load.get("permissions", {})
+    permissions = load.get("granted", load.get("permissions", {}))
     import nexus_desktop
 
     system = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -109,6 +81,7 @@ def _policy(load: dict[str, Any]) -> Any:
         write_roots=tuple(expand(path) for path in writes),
         listable=tuple(listable),
         network=tuple(permissions.get("network", ())),
+        gatekeeper=load.get("gatekeeper"),
         subprocess=bool(permissions.get("subprocess")),
         native_code=bool(permissions.get("native_code")),
         fixed_working_folder=load.get("op") != "test",
@@ -131,7 +104,7 @@ def describe_error(error: BaseException, folder: str | None = None) -> str:
     return text
 
 
-def _install_hook(load: dict[str, Any], channel: _Channel) -> None:
+def _install_hook(load: dict[str, Any], channel: Channel) -> None:
     from nexus_desktop.modules.runtime.audit import disarm, install
 
     def report(problem: str) -> None:
@@ -141,8 +114,8 @@ def _install_hook(load: dict[str, Any], channel: _Channel) -> None:
     install(_policy(load), report)
 
 
-def _prepare(load: dict[str, Any], channel: _Channel) -> None:
-    _limit_resources(int(load.get("memory_limit_mb", 0)), load.get("cpu_seconds"))
+def _prepare(load: dict[str, Any], channel: Channel) -> None:
+    # Memory and CPU limits were set by the launcher (``sandbox.enter``) before this started.
     Path(load["data_dir"]).mkdir(parents=True, exist_ok=True)
     os.chdir(load["data_dir"])
     sys.path.insert(0, load["folder"])
@@ -257,7 +230,7 @@ class _Module:
         raise ValueError(f"unknown request {op!r}")
 
 
-def _serve(stdin: BinaryIO, channel: _Channel) -> None:
+def _serve(stdin: BinaryIO, channel: Channel) -> None:
     load = json.loads(stdin.readline())
     folder = str(Path(load["folder"]).resolve())
     _prepare(load, channel)
@@ -285,9 +258,12 @@ def _serve(stdin: BinaryIO, channel: _Channel) -> None:
             channel.send({"id": request_id, "ok": False, "error": describe_error(error, folder)})
             continue
         channel.send({"id": request_id, "ok": True, "result": result})
+    # Our input ended without a shutdown: the app is gone.  End the programs the module started
+    # now (this process too), rather than leave them to the parent watcher's next look.
+    os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def _validate(stdin: BinaryIO, channel: _Channel) -> None:
+def _validate(stdin: BinaryIO, channel: Channel) -> None:
     from nexus_desktop.modules.runtime.validate import hook_check, static_checks
 
     load = json.loads(stdin.readline())
@@ -298,7 +274,7 @@ def _validate(stdin: BinaryIO, channel: _Channel) -> None:
     channel.send({"id": 0, "ok": True, "result": checks})
 
 
-def _test(stdin: BinaryIO, channel: _Channel) -> None:
+def _test(stdin: BinaryIO, channel: Channel) -> None:
     load = json.loads(stdin.readline())
     load["op"] = "test"
     import pytest
@@ -340,7 +316,7 @@ def _test(stdin: BinaryIO, channel: _Channel) -> None:
 
 
 def main(argv: list[str]) -> None:
-    channel = _take_stdout()
+    channel = Channel()
     _die_with_the_app()
     mode = argv[0] if argv else "serve"
     stdin = sys.stdin.buffer

@@ -8,12 +8,8 @@ whenever its audit hook refuses something.  Everything the child sends is untrus
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
-
-MAX_LINE_BYTES = 8 * 1024 * 1024
-"""A longer line from a child is a protocol violation and ends the child."""
 
 LOAD_ID = 0
 
@@ -80,17 +76,3 @@ class ModuleRuntimeStatus:
     @property
     def average_latency_seconds(self) -> float:
         return self.total_seconds / self.calls if self.calls else 0.0
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    # ASCII JSON cannot fail to encode, even for text with stray surrogates.
-    return json.dumps(message, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
-
-
-def decode(line: bytes) -> dict[str, Any] | None:
-    """The message on ``line``, or None when it is not a JSON object (a module's stray output)."""
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None

@@ -26,19 +26,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import nexus_desktop
+from nexus_desktop.children.exits import describe_exit
+from nexus_desktop.children.jsonlines import encode
+from nexus_desktop.children.supervised import ChildProcess
 from nexus_desktop.logs import redact, register_secret
 from nexus_desktop.modules.errors import ModuleError
 from nexus_desktop.modules.install import content_hash
 from nexus_desktop.modules.lifecycle import ModuleState
 from nexus_desktop.modules.manifest import ModuleManifest, load_manifest
 from nexus_desktop.modules.registry import ModuleHost
+from nexus_desktop.modules.runtime import containment
 from nexus_desktop.modules.runtime.breaker import TokenBucket
-from nexus_desktop.modules.runtime.process import (
-    ChildProcess,
-    child_command,
-    child_environment,
-    describe_exit,
-)
+from nexus_desktop.modules.runtime.process import child_command, child_environment
 from nexus_desktop.modules.runtime.protocol import (
     LOAD_ID,
     ModuleRuntimeStatus,
@@ -47,12 +46,12 @@ from nexus_desktop.modules.runtime.protocol import (
     RemoteScheduledTask,
     RemoteTool,
     ToolResult,
-    encode,
 )
 from nexus_desktop.modules.runtime.registrations import read_registrations
 from nexus_desktop.modules.runtime.validate import load_message, module_data_dir
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.modules.tables import ModuleRecord
+from nexus_desktop.sandbox.egress import EgressProxy
 from nexus_desktop.secrets import KeyringUnavailableError, SecretStore
 
 log = logging.getLogger(__name__)
@@ -89,6 +88,8 @@ class _Module:
     status: ModuleRuntimeStatus
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     child: ChildProcess | None = None
+    gatekeeper: EgressProxy | None = None
+    """Its network gatekeeper while it runs, when it may use the network."""
     manifest: ModuleManifest | None = None
     pending: dict[int, tuple[ChildProcess, asyncio.Future[dict[str, Any] | _Exited]]] = field(
         default_factory=dict
@@ -127,6 +128,7 @@ class ModuleSupervisor:
         self._tool_index: dict[str, RemoteTool] = {}
         self._ids = itertools.count(1)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="module-db")
+        self._background: set[asyncio.Future[None]] = set()
 
     # Life cycle ---------------------------------------------------------------------------
 
@@ -375,7 +377,14 @@ class ModuleSupervisor:
     async def _stop_child(self, entry: _Module) -> None:
         child, entry.child = entry.child, None
         if child is not None:
-            await asyncio.get_running_loop().run_in_executor(None, child.stop)
+            await asyncio.get_running_loop().run_in_executor(None, child.stop, {"id": -1, "op": "shutdown"})
+        self._close_gatekeeper(entry)
+
+    @staticmethod
+    def _close_gatekeeper(entry: _Module) -> None:
+        gatekeeper, entry.gatekeeper = entry.gatekeeper, None
+        if gatekeeper is not None:
+            gatekeeper.close()
 
     async def _spawn(self, entry: _Module) -> None:
         """Check, start and load ``entry``'s process; the caller holds ``entry.lock``."""
@@ -399,6 +408,14 @@ class ModuleSupervisor:
                 f"The files of {name} changed since you approved them, so it was not started; "
                 "review and approve it again."
             )
+        gaps = containment.unaccepted_gaps(manifest, record.approved_access or [])
+        if gaps:
+            why = (
+                f"on this PC the system cannot enforce this part of what you approved: {gaps[0]}; "
+                "review it and approve it again, accepting the weaker guarantee"
+            )
+            await self._in_db(self.host.lifecycle.ask_again, name, why)
+            raise ModuleRuntimeError(f"{name} was not started: {why}.")
         credentials = await loop.run_in_executor(None, self._credentials, manifest)
         data_dir = module_data_dir(name)
         load = load_message(manifest, folder, data_dir, memory_limit_mb=self.memory_limit_mb)
@@ -410,21 +427,27 @@ class ModuleSupervisor:
             "credentials": credentials,
         }
 
-        def launch() -> ChildProcess:
+        def launch(load: dict[str, Any]) -> ChildProcess:
             data_dir.mkdir(parents=True, exist_ok=True)
+            self._close_gatekeeper(entry)
+            if manifest.permissions.network:
+                entry.gatekeeper = EgressProxy(name, manifest.permissions.network)
+                load["gatekeeper"] = f"127.0.0.1:{entry.gatekeeper.port}"
+            port = entry.gatekeeper.port if entry.gatekeeper else None
             return ChildProcess(
-                name,
+                f"module {name}",
                 child_command("serve"),
-                child_environment(data_dir),
-                data_dir,
-                loop,
-                lambda message: self._on_message(entry, message),
-                lambda code: self._on_exit(entry, child_box[0], code),
+                containment.serving(load, gatekeeper_port=port),
+                env=child_environment(data_dir, entry.gatekeeper.environment() if entry.gatekeeper else None),
+                cwd=data_dir,
+                loop=loop,
+                on_message=lambda message: self._on_message(entry, message),
+                on_exit=lambda code: self._on_exit(entry, child_box[0], code),
             )
 
         child_box: list[ChildProcess] = []
         try:
-            child = await loop.run_in_executor(None, launch)
+            child = await loop.run_in_executor(None, launch, load)
         except OSError as error:
             raise ModuleRuntimeError(f"{name} could not start ({error}); reinstall NEXUS Desktop.") from error
         child_box.append(child)
@@ -484,9 +507,11 @@ class ModuleSupervisor:
 
     def _on_message(self, entry: _Module, message: dict[str, Any]) -> None:
         if message.get("event") == "refused":
-            text = redact(str(message.get("message", ""))[:500])
-            entry.status.refusals = [*entry.status.refusals, text][-_MAX_REFUSALS_KEPT:]
-            log.warning("Module %s was refused: %s", entry.name, text)
+            # Already summed up by the reader thread: one message per burst, with a count.
+            counts = message.get("counts") or {}
+            texts = [redact(str(text)[:500]) for text in counts]
+            entry.status.refusals = [*entry.status.refusals, *texts][-_MAX_REFUSALS_KEPT:]
+            log.warning("Module %s was refused %d time(s): %s", entry.name, sum(counts.values()), texts)
             return
         request_id = message.get("id")
         waiting = entry.pending.get(request_id) if isinstance(request_id, int) else None
@@ -498,12 +523,28 @@ class ModuleSupervisor:
         for sent_to, future in entry.pending.values():
             if sent_to is child and not future.done():
                 future.set_result(_Exited(returncode, child.violation))
+        if child.flooded:
+            task = asyncio.ensure_future(self._put_aside(entry, child.violation or "flooded the app"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if entry.child is child:
             entry.child = None
             entry.status.pid = None
             if entry.status.state == "running":
                 entry.status.state = "failed" if returncode != 0 else "stopped"
                 entry.status.last_error = f"{entry.name} {describe_exit(returncode)}"
+
+    async def _put_aside(self, entry: _Module, why: str) -> None:
+        """Quarantine a module that flooded the app: restarting it would only flood it again."""
+        self._close_gatekeeper(entry)
+        entry.status.state = "quarantined"
+        entry.status.last_error = f"{entry.name} {why}"
+        entry.tools, entry.hooks = [], frozenset()
+        self._index_tools()
+        try:
+            await self._in_db(self.host.lifecycle.quarantine, entry.name, f"it {why}")
+        except ModuleError as error:
+            log.warning("Module %s could not be quarantined: %s", entry.name, error)
 
 
 def _exit_reason(exited: _Exited) -> str:

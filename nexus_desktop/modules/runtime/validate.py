@@ -1,7 +1,9 @@
 """Validation: what the app checks about a module before a person is asked to approve it.
 
-``validate_module`` runs everything in child processes under the module's audit hook, a memory
-limit and a time limit (a module's tests are its own code running): compiling every file,
+``validate_module`` runs everything in child processes contained by the validation profile
+(``containment.validating``): nothing the manifest declares is granted before a person approved
+it, so a module's tests (its own code) run with no network, no secrets, no subprocesses and
+writes only to a scratch folder, under a memory and a time limit.  It checks: compiling every file,
 static checks of imports and calls against the declared permissions, native files, the
 hook-signature check (pluggy's, on import) and the module's own tests.  The report is a plain
 dict that ``validate_and_record`` stores in the lifecycle::
@@ -24,16 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from nexus_desktop import paths
+from nexus_desktop.children.exits import describe_exit
+from nexus_desktop.children.jsonlines import decode
+from nexus_desktop.children.launch import exit_code, kill_tree, launch
 from nexus_desktop.modules.install import IGNORED_DIRS, content_hash
 from nexus_desktop.modules.manifest import ModuleManifest, load_manifest
-from nexus_desktop.modules.runtime.process import (
-    child_command,
-    child_environment,
-    describe_exit,
-    kill_session,
-)
-from nexus_desktop.modules.runtime.protocol import decode
-from nexus_desktop.processes import separate_session
+from nexus_desktop.modules.runtime.containment import validating, validation_grant
+from nexus_desktop.modules.runtime.process import child_command, child_environment
 
 NETWORK_MODULES = frozenset(
     {
@@ -257,22 +256,21 @@ def _run_child(mode: str, load: dict[str, Any], timeout: float, home: Path) -> t
     """(result, why it failed) of one child run: result is None when it failed."""
     # stderr goes to a file: a program the module started and left running would hold a pipe
     # open, and reading it to the end would wait for that program instead of the check.
+    scratch = home / "sandbox"
     with tempfile.TemporaryFile(dir=home) as errors:
-        process = subprocess.Popen(
+        process = launch(
             child_command(mode),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            validating(load, scratch),
+            env=child_environment(scratch),
+            cwd=scratch,
             stderr=errors,
-            env=child_environment(home),
-            cwd=home,
-            **separate_session(),
         )
         try:
             output, _ = process.communicate(json.dumps(load).encode() + b"\n", timeout=timeout)
         except subprocess.TimeoutExpired:
             return None, f"it did not finish within {timeout:g} seconds"
         finally:
-            kill_session(process)
+            kill_tree(process)
             process.wait()
         errors.seek(0)
         stderr = errors.read()
@@ -284,7 +282,7 @@ def _run_child(mode: str, load: dict[str, Any], timeout: float, home: Path) -> t
             return None, str(message.get("error"))
     last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
     detail = f" (last message: {last[0][:300]})" if last[0] else ""
-    return None, f"its checking process {describe_exit(process.returncode)}{detail}"
+    return None, f"its checking process {describe_exit(exit_code(process) or 0)}{detail}"
 
 
 def validate_module(
@@ -303,9 +301,11 @@ def validate_module(
     digest = content_hash(folder.resolve())
     with tempfile.TemporaryDirectory(prefix=f"nexus-validate-{manifest.name}-") as scratch:
         home = Path(scratch)
-        load = load_message(manifest, folder, home / "data", memory_limit_mb=memory_limit_mb)
-        load["scratch_dirs"] = [str(home / "scratch")]
-        (home / "scratch").mkdir()
+        # Everything the child may write lives under home/sandbox; the error log stays outside.
+        load = load_message(manifest, folder, home / "sandbox" / "data", memory_limit_mb=memory_limit_mb)
+        load["granted"] = validation_grant(load["permissions"])
+        load["scratch_dirs"] = [str(home / "sandbox" / "scratch")]
+        (home / "sandbox" / "scratch").mkdir(parents=True)
         load["cpu_seconds"] = max(1, int(timeout))
         checks, failure = _run_child("validate", load, timeout, home)
         if checks is None:
