@@ -106,3 +106,31 @@ def test_code_running_as_the_worker_reads_the_model_and_nothing_of_the_users(
     assert results["connect"] != "done"
     assert results["unix socket"] == "PermissionError"
     assert canary.read_text() == "the user's diary"
+
+
+READ_EACH = r"""
+import sys
+for path in sys.argv[1:]:
+    try:
+        open(path, "rb").read(4)
+        print(path, "read")
+    except OSError as error:
+        print(path, type(error).__name__)
+"""
+
+
+def test_the_worker_reads_every_part_of_a_split_model_and_not_the_model_beside_it(tmp_path: Path) -> None:
+    parts = [tmp_path / f"big-model-{index:05d}-of-00003.gguf" for index in (1, 2, 3)]
+    other = tmp_path / "another-model.gguf"
+    for path in [*parts, other]:
+        path.write_bytes(b"GGUF")
+    process = launch(
+        [sys.executable, "-I", "-c", READ_EACH, *map(str, [*parts, other])],
+        worker_profile(sys.executable, parts[0], None),  # llama.cpp is given the first part
+        env={"PATH": "/usr/bin:/bin"},
+        stdin=subprocess.DEVNULL,
+    )
+    output, errors = process.communicate(timeout=60)
+    lines = dict(line.rsplit(" ", 1) for line in output.decode().splitlines())
+    assert [lines[str(path)] for path in parts] == ["read", "read", "read"], errors
+    assert lines[str(other)] == "PermissionError"

@@ -34,6 +34,8 @@ def contained_command(
     command: list[str], profile: Profile, *, support: Support | None = None, cwd: str | None = None
 ) -> list[str]:
     """``command`` wrapped in the layers ``profile`` needs and this machine offers."""
+    if sys.platform == "win32":
+        return command  # no exec there to hand over with; docs/security.md has the design
     support = support or detect()
     decided = {**profile.to_json(), "required": support.layers()}
     # The enter step runs from the app's own interpreter: only it is sure to have this package.

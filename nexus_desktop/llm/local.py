@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 _CANCEL_POLL_SECONDS = 0.05
 _SHUTDOWN_GRACE_SECONDS = 5.0
+_SPLIT_NAME = re.compile(r"(.+)-(\d{5})-of-(\d{5})\.gguf", re.IGNORECASE)
 # Settings of llama.cpp, its GPU runtimes and its thread pools pass through to the worker.
 _PASSED_ENV = (
     "GGML_", "LLAMA_", "CUDA_", "HIP_", "ROCR_", "GPU_", "VK_", "OMP_", "OPENBLAS_", "MKL_", "LD_LIBRARY_PATH"
@@ -130,7 +131,7 @@ def worker_profile(python: str, model: Path, lora: Path | None) -> Profile:
         *python_read_paths(python),
         package_dir(),
         import_root(),
-        str(model.resolve()),
+        *(str(part) for part in model_parts(model.resolve())),
     ]
     if lora is not None:
         read.append(str(lora.resolve()))
@@ -140,6 +141,16 @@ def worker_profile(python: str, model: Path, lora: Path | None) -> Profile:
         write=(str(worker_cache_dir()), *system_write_paths()),
         devices=tuple(gpu_devices()),
     )
+
+
+def model_parts(model: Path) -> list[Path]:
+    """The model file, and for a split model (``name-00001-of-00003.gguf``) every part of it:
+    llama.cpp opens the others itself."""
+    split = _SPLIT_NAME.fullmatch(model.name)
+    if split is None:
+        return [model]
+    prefix, count = split.group(1), int(split.group(3))
+    return [model.with_name(f"{prefix}-{index:05d}-of-{count:05d}.gguf") for index in range(1, count + 1)]
 
 
 def worker_cache_dir() -> Path:

@@ -35,7 +35,10 @@ def _fail(message: str) -> None:
 
 
 def _limits(profile: dict[str, Any]) -> None:
-    import resource
+    try:
+        import resource
+    except ImportError:  # not POSIX: nothing to set here
+        return
 
     memory = int(profile.get("memory_limit_mb") or 0)
     if memory > 0:

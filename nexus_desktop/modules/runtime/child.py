@@ -260,7 +260,8 @@ def _serve(stdin: BinaryIO, channel: Channel) -> None:
         channel.send({"id": request_id, "ok": True, "result": result})
     # Our input ended without a shutdown: the app is gone.  End the programs the module started
     # now (this process too), rather than leave them to the parent watcher's next look.
-    os.killpg(os.getpgid(0), signal.SIGKILL)
+    if hasattr(os, "killpg"):
+        os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
 def _validate(stdin: BinaryIO, channel: Channel) -> None:
