@@ -281,6 +281,10 @@ class LocalLlamaSource(StreamingSource):
         )
         return [self._python, "-m", "nexus_desktop.llm.worker"], env
 
+    def _spawn_worker(self, loop: asyncio.AbstractEventLoop) -> _Worker:
+        command, env = self._command()
+        return _Worker(command, env, worker_profile(self._python, self._model_path, self._lora_path), loop)
+
     async def _ensure_worker(self) -> _Worker:
         if self._worker is not None and self._worker.alive:
             return self._worker
@@ -294,10 +298,9 @@ class LocalLlamaSource(StreamingSource):
         self._model_info = info
         if self._closes != closes:
             raise ModelError(f"Loading {self.name} stopped because the model was closed.")
-        command, env = self._command()
-        profile = worker_profile(self._python, self._model_path, self._lora_path)
         try:
-            worker = _Worker(command, env, profile, loop)
+            # Off the event loop's thread: the first start probes the sandbox (a bwrap run).
+            worker = await loop.run_in_executor(None, self._spawn_worker, loop)
         except OSError as error:
             raise ModelError(
                 f"The model process could not start ({error}); reinstall NEXUS Desktop."
