@@ -3,8 +3,6 @@ data and secrets; and a card offers exactly the actions the lifecycle allows, in
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,7 +10,6 @@ from typing import Any, TypeVar
 import pytest
 from sqlmodel import Session, select
 
-from nexus_desktop.db.store import Store
 from nexus_desktop.modules.errors import ModuleError
 from nexus_desktop.modules.lifecycle import (
     ACTION_TARGETS,
@@ -29,6 +26,7 @@ from nexus_desktop.modules.tables import ModuleRecord
 from nexus_desktop.secrets import SecretStore
 from tests.conftest_keyring import read_secret_service_value
 from tests.hostile.modules import write_module
+from tests.test_modules_service import with_service as service_harness
 
 T = TypeVar("T")
 S = ModuleState
@@ -89,26 +87,14 @@ def with_service(
     secrets: SecretStore | None = None,
     start_modules: bool = True,
 ) -> T:
-    async def main() -> T:
-        store = Store(tmp_path / "nexus.db")
-        service = ModuleService(
-            store.engine,
-            secrets or SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5),
-            bundled_dir=tmp_path / "no-bundled",
-            user_dir=tmp_path / "user",
-            environ={},
-            start_modules=start_modules,
-            validation_timeout=120,
-            supervisor_options={"call_timeout": 10.0},
-        )
-        await service.start()
-        try:
-            return await body(service)
-        finally:
-            await service.aclose()
-            store.close()
-
-    return asyncio.run(main())
+    return service_harness(
+        tmp_path,
+        body,
+        secrets=secrets,
+        start_modules=start_modules,
+        validation_timeout=120,
+        supervisor_options={"call_timeout": 10.0},
+    )
 
 
 # The whole way back, through real module processes -----------------------------------------------

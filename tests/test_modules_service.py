@@ -30,13 +30,20 @@ def example_copy(folder: Path) -> Path:
 
 
 def with_service(
-    tmp_path: Path, body: Callable[[ModuleService], Awaitable[T]], *, bundled: bool = False, **options: object
+    tmp_path: Path,
+    body: Callable[[ModuleService], Awaitable[T]],
+    *,
+    bundled: bool = False,
+    secrets: SecretStore | None = None,
+    **options: object,
 ) -> T:
+    """Run ``body`` with a started ModuleService on a fresh database; ``options`` go to the service."""
+
     async def main() -> T:
         store = Store(tmp_path / "nexus.db")
         service = ModuleService(
             store.engine,
-            SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5),
+            secrets or SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5),
             bundled_dir=REPO_PLUGINS_DIR if bundled else tmp_path / "no-bundled",
             user_dir=tmp_path / "user",
             environ={},
