@@ -19,6 +19,8 @@ import nexus_desktop
 
 # The operating system's own files: programs, libraries, configuration, time zones, certificates.
 _SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc")
+PROGRAM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64")
+"""Where the system's programs live: a child allowed to start programs may execute these."""
 _DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/full")
 _DEVICES_READ = ("/dev/urandom", "/dev/random")
 # NVIDIA (CUDA) and DRM (Vulkan) device nodes, for the model worker and the trainer on a GPU.

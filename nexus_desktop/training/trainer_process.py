@@ -15,6 +15,7 @@ import psutil
 from nexus_desktop import paths
 from nexus_desktop.children.exits import describe_exit as describe_child_exit
 from nexus_desktop.sandbox.profile import (
+    PROGRAM_FOLDERS,
     Profile,
     gpu_devices,
     import_root,
@@ -79,10 +80,6 @@ def describe_exit(returncode: int, checkpoint: str | None = None) -> str:
     return f"The trainer {describe_child_exit(returncode)} before finishing." + kept_checkpoint(checkpoint)
 
 
-# Programs the trainer's libraries start: its own Python (the llama.cpp check), a C compiler (Triton).
-_PROGRAM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64")
-
-
 def trainer_home() -> Path:
     """HOME and caches for the trainer's libraries (torch, Triton, Hugging Face), kept across jobs."""
     path = paths.data_dir() / "training" / "home"
@@ -116,7 +113,7 @@ def trainer_profile(command: list[str], job: dict[str, Any], job_dir: Path) -> P
         write=tuple(write),
         # The Python the trainer setting names may be a wrapper around another interpreter.
         execute=(
-            *_PROGRAM_FOLDERS,
+            *PROGRAM_FOLDERS,  # its libraries start programs: its own Python, a C compiler (Triton)
             os.path.dirname(os.path.realpath(command[0])),
             os.path.realpath(sys.executable),
         ),

@@ -62,8 +62,8 @@ def _die_with_the_app() -> None:
 def _policy(load: dict[str, Any]) -> Any:
     """The audit hook's copy of what the kernel enforces (``containment``), to explain refusals.
 
-    ``granted`` is what this process may do: nothing during validation, whatever the manifest
-    declares; the declared permissions once approved.
+    ``granted`` is what this process may do: during validation only the declared read paths
+    (``containment.validation_grant``); the declared permissions once approved.
     """
     from nexus_desktop.modules.runtime.audit import AccessPolicy, expand
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from nexus_desktop.modules.manifest import ModuleManifest
 from nexus_desktop.sandbox.profile import (
+    PROGRAM_FOLDERS,
     Profile,
     import_root,
     package_dir,
@@ -35,10 +36,6 @@ def validation_grant(permissions: dict[str, Any]) -> dict[str, Any]:
     anything: no network, no writes outside scratch, no programs, no native code, no secrets."""
     return {"read": list(permissions.get("read", ())), "write": [], "network": [], "subprocess": False,
             "native_code": False}  # fmt: skip
-
-
-# Where the programs a module may start live (with permissions.subprocess).
-_PROGRAM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib64")
 
 
 def _expand(paths: list[str]) -> list[str]:
@@ -61,7 +58,7 @@ def serving(load: dict[str, Any], *, gatekeeper_port: int | None) -> Profile:
         name=f"module {load['name']}",
         read=tuple([*_base_read(load["folder"]), *_expand(list(granted.get("read", ())))]),
         write=tuple([load["data_dir"], *_expand(list(granted.get("write", ()))), *system_write_paths()]),
-        execute=_PROGRAM_FOLDERS if subprocess else (),
+        execute=PROGRAM_FOLDERS if subprocess else (),
         network=network,
         connect_ports=(gatekeeper_port,) if network and gatekeeper_port is not None else (),
         subprocess=subprocess,
