@@ -173,7 +173,91 @@ def _v3_training(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_modules, _v3_training]
+def _v4_control(conn: Connection) -> None:
+    """Control plane: scheduler state and runs, the loop's ledger, model-call metrics, character
+    policies and budget usage, and where module characters came from."""
+    statements = [
+        "ALTER TABLE character ADD COLUMN origin VARCHAR NOT NULL DEFAULT ''",
+        """CREATE TABLE scheduled_task (
+            name VARCHAR PRIMARY KEY,
+            owner VARCHAR NOT NULL,
+            cadence VARCHAR NOT NULL,
+            state VARCHAR NOT NULL,
+            next_due DATETIME,
+            last_started DATETIME,
+            last_finished DATETIME,
+            last_duration FLOAT,
+            last_outcome VARCHAR,
+            last_error VARCHAR NOT NULL DEFAULT '',
+            run_count INTEGER NOT NULL DEFAULT 0,
+            error_count INTEGER NOT NULL DEFAULT 0,
+            timeout_count INTEGER NOT NULL DEFAULT 0,
+            skipped_count INTEGER NOT NULL DEFAULT 0,
+            updated_at DATETIME NOT NULL)""",
+        """CREATE TABLE task_run (
+            id INTEGER PRIMARY KEY,
+            task VARCHAR NOT NULL,
+            due_at DATETIME,
+            started_at DATETIME NOT NULL,
+            finished_at DATETIME,
+            outcome VARCHAR NOT NULL,
+            seconds FLOAT,
+            detail VARCHAR NOT NULL DEFAULT '')""",
+        "CREATE INDEX ix_task_run_task ON task_run (task)",
+        "CREATE INDEX ix_task_run_started_at ON task_run (started_at)",
+        """CREATE TABLE loop_cycle (
+            id INTEGER PRIMARY KEY,
+            kind VARCHAR NOT NULL,
+            started_at DATETIME NOT NULL,
+            finished_at DATETIME,
+            outcome VARCHAR NOT NULL,
+            changes JSON NOT NULL,
+            detail JSON NOT NULL,
+            report_path VARCHAR)""",
+        "CREATE INDEX ix_loop_cycle_kind ON loop_cycle (kind)",
+        "CREATE INDEX ix_loop_cycle_started_at ON loop_cycle (started_at)",
+        """CREATE TABLE model_call (
+            id INTEGER PRIMARY KEY,
+            at DATETIME NOT NULL,
+            service VARCHAR NOT NULL,
+            task_type VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            adapter VARCHAR NOT NULL,
+            character VARCHAR NOT NULL,
+            tokens_in INTEGER NOT NULL,
+            tokens_out INTEGER NOT NULL,
+            first_token_seconds FLOAT,
+            seconds FLOAT NOT NULL,
+            ok BOOLEAN NOT NULL)""",
+        "CREATE INDEX ix_model_call_at ON model_call (at)",
+        """CREATE TABLE character_policy (
+            character_id INTEGER PRIMARY KEY REFERENCES character (id) ON DELETE CASCADE,
+            policy JSON NOT NULL,
+            updated_at DATETIME NOT NULL)""",
+        """CREATE TABLE budget_usage (
+            id INTEGER PRIMARY KEY,
+            character VARCHAR NOT NULL,
+            day VARCHAR NOT NULL,
+            tokens INTEGER NOT NULL,
+            tool_calls INTEGER NOT NULL,
+            replies INTEGER NOT NULL,
+            UNIQUE (character, day))""",
+        "CREATE INDEX ix_budget_usage_character ON budget_usage (character)",
+        """CREATE TABLE tool_use (
+            id INTEGER PRIMARY KEY,
+            character VARCHAR NOT NULL,
+            chat_id INTEGER,
+            tool VARCHAR NOT NULL,
+            at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_tool_use_character ON tool_use (character)",
+        "CREATE INDEX ix_tool_use_chat_id ON tool_use (chat_id)",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+MIGRATIONS: list[Migration] = [_v1_initial, _v2_modules, _v3_training, _v4_control]
 
 
 def schema_version(conn: Connection) -> int:

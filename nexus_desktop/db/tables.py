@@ -20,6 +20,8 @@ class Character(SQLModel, table=True):
     card: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     avatar: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     builtin: bool = False
+    origin: str = ""
+    """Empty for the user's own characters; the module's name for one a module registered."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
