@@ -55,10 +55,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="report what NEXUS finds on this machine")
 
-    from nexus_desktop import cli_modules, cli_train
+    from nexus_desktop import cli_control, cli_modules, cli_train
 
     cli_modules.add_subcommands(commands)
     cli_train.add_subcommands(commands)
+    cli_control.add_subcommands(commands)
     return parser
 
 
@@ -72,12 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _characters(args)
         if args.command == "models":
             return _models_list()
-        from nexus_desktop import cli_modules, cli_train
+        from nexus_desktop import cli_control, cli_modules, cli_train
 
         if args.command in cli_modules.COMMANDS:
             return cli_modules.run(args)
         if args.command in cli_train.COMMANDS:
             return cli_train.run(args)
+        if args.command in cli_control.COMMANDS:
+            return cli_control.run(args)
         if args.command == "doctor":
             from nexus_desktop.doctor import doctor_report
 
@@ -110,7 +113,7 @@ def _log_to_file() -> None:
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from nexus_desktop.chat.service import HistoryTrimmed, ReplySaved, ReplyToken, ToolCalled
+    from nexus_desktop.chat.service import GovernorNotice, HistoryTrimmed, ReplySaved, ReplyToken, ToolCalled
     from nexus_desktop.core import AppCore
 
     core = AppCore()
@@ -140,6 +143,8 @@ async def _chat(args: argparse.Namespace) -> int:
                 print(f"[tool] {event.message.content}", file=sys.stderr, flush=True)
             elif isinstance(event, HistoryTrimmed):
                 print(f"note: {event.notice}", file=sys.stderr)
+            elif isinstance(event, GovernorNotice):
+                print(f"note: {event.text}", file=sys.stderr, flush=True)
             elif isinstance(event, ReplySaved):
                 sys.stdout.write("\n")
                 sys.stdout.flush()

@@ -191,10 +191,15 @@ def _run(engine: Engine, args: argparse.Namespace) -> int:
 
 def _gate(engine: Engine, job: TrainingJob, out: TextIO) -> None:
     """Benchmark, gate and (when the spec allows) promote a finished job's adapter."""
+    from nexus_desktop.control.metrics import MetricsRecorder
     from nexus_desktop.training.pipeline import judge
     from nexus_desktop.training.zoo import get_spec
 
-    verdict = asyncio.run(judge(engine, get_spec(job.model_id), job))
+    metrics = MetricsRecorder(engine)  # the benchmark's calls show on the Inference dashboard too
+    try:
+        verdict = asyncio.run(judge(engine, get_spec(job.model_id), job, record_call=metrics.record))
+    finally:
+        metrics.close()
     outcome = "promoted" if verdict.promotion else ("approved" if verdict.decision.promote else "rejected")
     print(f"Gate ({verdict.decision.policy}): {outcome}. {verdict.decision.reason}", file=out)
 

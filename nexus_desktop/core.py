@@ -8,24 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nexus_desktop import paths
-from nexus_desktop.cards.defaults import default_cards
 from nexus_desktop.cards.io import card_to_record
+from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.chat.routing import IntentRouter
 from nexus_desktop.chat.service import ChatService
 from nexus_desktop.chat.sources import SourceManager
+from nexus_desktop.chat.tools import CombinedTools, InProcessTools
+from nexus_desktop.control.app_tasks import AppTasks
+from nexus_desktop.control.governor import Governor
+from nexus_desktop.control.loop import Loop
+from nexus_desktop.control.metrics import MetricsRecorder
+from nexus_desktop.control.report import reports_dir
+from nexus_desktop.control.scheduler import Scheduler
 from nexus_desktop.db.store import AsyncStore, Store
+from nexus_desktop.modules.characters import ModuleCharacters
+from nexus_desktop.modules.registry import make_plugin_manager
 from nexus_desktop.modules.service import ModuleService
 from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
+from nexus_desktop.training import pipeline
 from nexus_desktop.training.collector import Collector
 from nexus_desktop.training.in_use import active_router, persona_adapter
 from nexus_desktop.training.service import TrainingService
 
 if TYPE_CHECKING:
+    from nexus_desktop.control.prometheus import PrometheusSwitch
     from nexus_desktop.modules.watch import ModuleWatcher
 
 log = logging.getLogger(__name__)
@@ -44,6 +57,10 @@ class AppCore:
         )
         # Every reply, rating, edit, swipe choice and tool call becomes training data (issue: the loop).
         self.collector = Collector(self.store.path)
+        # Every model call (chat, tool choice, routing, gate benchmark) becomes a model_call row;
+        # ``metrics.record`` never blocks, so every caller can be handed it.
+        self.metrics = MetricsRecorder(self.store.engine)
+        self.prometheus: PrometheusSwitch | None = None
         developer_dir = self.settings.modules_developer_dir
         self.modules = ModuleService(
             self.store.engine,
@@ -52,26 +69,64 @@ class AppCore:
             developer_mode=self.settings.modules_developer_mode,
         )
         self._modules_started = False
+        # Characters modules register join the character list (with the module as their origin).
+        self.module_characters = ModuleCharacters(self.db, self.modules.supervisor.characters)
+        self.modules.listeners.append(self.module_characters.changed)
         self.training = TrainingService(
-            self.store.engine, trainer_python=lambda: self.settings.trainer_python
+            self.store.engine,
+            trainer_python=lambda: self.settings.trainer_python,
+            judge=partial(pipeline.judge, record_call=self.metrics.record),
         )
         self._watcher: ModuleWatcher | None = None
-        self.router = IntentRouter(lambda: active_router(self.store.engine))
+        # The loop runs by itself: the built-in tasks (training check, eval sweep, impact
+        # assessment, the daily cycle) and the modules' own tasks, from ``start_scheduler``.
+        self.scheduler = Scheduler(self.store.engine)
+        self.loop = Loop(
+            self.store.engine,
+            self.training,
+            reports_dir=reports_dir(self.store.path.parent),
+            record_call=self.metrics.record,
+        )
+        self.tasks = AppTasks(self.scheduler, self.loop, self.modules.supervisor)
+        self._scheduler_started = False
+        self.router = IntentRouter(lambda: active_router(self.store.engine), record_call=self.metrics.record)
+        # Character policies: budgets, tool cooldowns and prerequisites, enforced on every reply.
+        self.governor = Governor(self.store.engine)
+        # The app's own features come through the same hooks as modules (modules/builtin.py).
+        self.builtin_tools = InProcessTools(builtins=True)
         self.chat = ChatService(
             self.db,
             self.sources.get,
             lambda: self.settings,
-            get_tools=lambda: self.modules.supervisor if self._modules_started else None,
+            get_tools=self._tools,
             collect=self.collector.collect,
             route=self.router.route,
+            governor=self.governor,
+            # The modules' chat hooks (message_will_send, ..._will_be_answered, reply_did_finish).
+            get_interceptors=lambda: self.modules.supervisor if self._modules_started else None,
+            record_call=self.metrics.record,
         )
         self.seed_default_characters()
 
+    def _tools(self) -> CombinedTools:
+        """The tools a reply may call: the app's built-ins, then the running modules' tools."""
+        return CombinedTools(self.builtin_tools, self.modules.supervisor if self._modules_started else None)
+
     def seed_default_characters(self) -> None:
-        """On first run, add the bundled characters so there is someone to talk to."""
+        """On first run, add the bundled characters so there is someone to talk to.
+
+        They come from the built-in plugin's ``register_characters`` hook, as a module's would."""
         if self.store.list_characters():
             return  # the usual start: skip reading the bundled cards
-        records = [(*card_to_record(card), avatar) for card, avatar in default_cards()]
+        found: list[tuple[CharacterCard, bytes | None]] = []
+
+        def register(card: CharacterCard, avatar: bytes | None = None) -> None:
+            found.append((card, avatar))
+
+        make_plugin_manager(builtins=True).hook.register_characters.call_historic(
+            kwargs={"register": register}
+        )
+        records = [(*card_to_record(card), avatar) for card, avatar in found]
         # One transaction for all of them: a first run killed part-way must leave none, not some.
         if self.store.seed_characters(records):
             log.info("Added the default characters")
@@ -88,14 +143,44 @@ class AppCore:
             self._watcher = ModuleWatcher(self.modules)
             await self._watcher.start()
 
+    async def start_scheduler(self) -> None:
+        """Run the loop's built-in tasks and the modules' tasks on their cadences; module tasks
+        follow modules starting and stopping.  The window calls this after ``start_modules``."""
+        if self._scheduler_started:
+            return
+        self._scheduler_started = True
+        await self.loop.abandon_stale()  # cycles a killed app left running
+        self.tasks.add_builtins()
+        self.tasks.sync_modules()
+        self.modules.listeners.append(self.tasks.sync_modules)
+        await self.scheduler.start()
+
     async def update_settings(self, settings: Settings) -> None:
         self.settings = settings
         await self.db.call(self.store.save_settings, settings)
+        if self.prometheus is not None:
+            await self.prometheus.apply(settings.prometheus_enabled, settings.prometheus_port)
+
+    async def serve_prometheus(self, on_problem: Callable[[str], object] | None = None) -> str:
+        """Serve the Prometheus endpoint when the settings ask, following their changes from now on.
+
+        The window calls this; CLI commands do not (they would take the running app's port).
+        Never raises: returns why the endpoint is not serving (a taken port), '' when all is well,
+        and hands that reason to ``on_problem`` now and on later settings changes."""
+        if self.prometheus is None:
+            from nexus_desktop.control.prometheus import PrometheusSwitch
+
+            self.prometheus = PrometheusSwitch(self.store.engine)
+        self.prometheus.on_problem = on_problem
+        return await self.prometheus.apply(self.settings.prometheus_enabled, self.settings.prometheus_port)
 
     async def aclose(self) -> None:
+        await self.scheduler.aclose()  # first: no task may start while the rest shuts down
         if self._watcher is not None:
             await self._watcher.aclose()
+        await self.chat.pipeline.wait_finished()  # reply_did_finish calls still with the modules
         await self.modules.aclose()
+        await self.module_characters.wait()
         await self.training.aclose(stop_training=True)
         await self.router.aclose()
         await self.sources.aclose()
@@ -103,5 +188,8 @@ class AppCore:
 
     def close(self) -> None:
         """Store what the collector still holds and close the database (no model to stop)."""
+        if self.prometheus is not None:
+            self.prometheus.close()
         self.collector.close()
+        self.metrics.close()
         self.db.close()

@@ -45,6 +45,10 @@ class Settings(BaseModel):
     # The trainer's Python (a venv with torch, and Unsloth on CUDA); empty means .venv-train.
     trainer_python: str = ""
 
+    # Prometheus metrics on 127.0.0.1 (control/prometheus.py), for Grafana users; off by default.
+    prometheus_enabled: bool = False
+    prometheus_port: int = Field(default=9464, ge=1024, le=65535)
+
     # Window behaviour.
     minimize_to_tray: bool = False
     last_character_id: int | None = None

@@ -8,9 +8,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
+from nexus_desktop.db.migrations import MIGRATIONS
 from nexus_desktop.db.store import AsyncStore, Store
 from nexus_desktop.modules.discovery import discover
 from nexus_desktop.modules.errors import TransitionError, UnknownModuleError
@@ -65,14 +67,10 @@ def test_the_module_tables_match_their_migration(store: Store) -> None:
 
 def test_a_database_from_before_modules_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for statement in (
-        "CREATE TABLE setting (key VARCHAR PRIMARY KEY, value JSON)",
-        "PRAGMA user_version = 1",
-    ):
-        conn.execute(statement)
-    conn.execute("INSERT INTO setting VALUES ('settings', '{}')")
-    conn.close()
+    with create_engine(f"sqlite:///{path}").begin() as old:  # the schema the first release wrote
+        MIGRATIONS[0](old)
+        old.execute(text("PRAGMA user_version = 1"))
+        old.execute(text("INSERT INTO setting VALUES ('settings', '{}')"))
     store = Store(path)  # runs only the steps after 1
     store.close()
     conn = sqlite3.connect(path)

@@ -181,3 +181,38 @@ def test_a_remote_server_is_fetched_chosen_and_chatted_with(
     reply = window.chat_view.widgets[-1]
     assert reply.role == "assistant" and reply.text.strip(), banner_texts(window.chat_view.banners)
     assert reply.message.stats["model"].startswith("remote:")
+
+
+def test_prometheus_switched_on_in_settings_serves_and_a_taken_port_shows_a_notice(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    import socket
+
+    from tests.servers import free_port
+
+    # What the running app does at start (ui/lifecycle.py): follow the setting, notices as banners.
+    run(qtbot, core.serve_prometheus(lambda text: window.chat_view.banners.show_banner("warning", text)))
+    assert core.prometheus.endpoint is None  # off by default
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        dialog = window.open_settings("app")
+        assert not dialog.prometheus_port.isEnabled()
+        dialog.prometheus_enabled.setChecked(True)
+        dialog.prometheus_port.setValue(busy)
+        save(qtbot, dialog)
+        qtbot.waitUntil(
+            lambda: any(f"port {busy}" in text for text in banner_texts(window.chat_view.banners, "warning")),
+            timeout=LONG,
+        )
+    assert core.prometheus.endpoint is None
+    free = free_port()
+    dialog = window.open_settings("app")
+    assert dialog.prometheus_enabled.isChecked() and dialog.prometheus_port.value() == busy
+    dialog.prometheus_port.setValue(free)
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: core.prometheus.endpoint is not None, timeout=LONG)
+    assert core.prometheus.endpoint.port == free
+    run(qtbot, wait_for_running_ops())
+    assert Store(core.store.path).load_settings().prometheus_port == free

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from nexus_desktop.control.metrics import CallSite, RecordCall, adapter_label
 from nexus_desktop.llm.contract import ChatMessage, ModelError, ModelSource
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,13 @@ RouterLookup = Callable[[], tuple[Path, Path, str, Sequence[str]] | None]
 class IntentRouter:
     """Keeps the promoted router loaded in its own small worker, reloading when it changes."""
 
-    def __init__(self, lookup: RouterLookup, *, threads: int = 1) -> None:
+    def __init__(
+        self, lookup: RouterLookup, *, threads: int = 1, record_call: RecordCall | None = None
+    ) -> None:
+        """``record_call`` records every routing call (ok or failed) as a ``routing`` model call."""
         self._lookup = lookup
         self._threads = threads
+        self._record_call = record_call
         self._source: ModelSource | None = None
         self._adapter: Path | None = None
         self._lock = asyncio.Lock()
@@ -65,12 +70,17 @@ class IntentRouter:
             try:
                 source = await self._source_for(base, adapter)
                 messages = [ChatMessage("system", system_prompt), ChatMessage("user", text)]
-                label = await classify(source, messages, labels)
+                label = await classify(source, messages, labels, site=self._site(base, adapter))
             except ModelError as error:
                 log.warning("The intent router failed; replying without it: %s", error)
                 await self._close_locked()
                 return None
             return label if label in labels else None
+
+    def _site(self, base: Path, adapter: Path) -> CallSite | None:
+        if self._record_call is None:
+            return None
+        return CallSite(self._record_call, "router", "routing", base.name, adapter_label(adapter))
 
     async def _source_for(self, base: Path, adapter: Path) -> ModelSource:
         if self._source is not None and adapter == self._adapter:

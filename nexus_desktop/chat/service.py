@@ -8,43 +8,51 @@ so a crash or SIGKILL mid-reply loses at most the reply in flight.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import AsyncIterator
 
 from nexus_desktop.cards.model import CharacterCard
-from nexus_desktop.chat.commands import parse_command
-from nexus_desktop.chat.prompt import PromptPlan, Turn, build_prompt
-from nexus_desktop.chat.routing import LABEL_TOOLS, ROUTE_CHOICES, label_for_tool
-from nexus_desktop.chat.tools import (
-    ToolCall,
-    ToolInfo,
-    ToolOutcome,
-    ToolProvider,
-    ToolRecord,
-    ToolResult,
-    decide_tool_call,
-    fill_arguments,
-    tool_turn_text,
-    tools_for_card,
+from nexus_desktop.chat.events import (
+    ChatEvent,
+    GovernorNotice,
+    HistoryTrimmed,
+    ReplySaved,
+    ReplyToken,
+    ToolCalled,
+    UserMessageSaved,
 )
+from nexus_desktop.chat.metering import RecordCall
+from nexus_desktop.chat.pipeline import (
+    InterceptorsGetter,
+    ReplyPipeline,
+    SettingsGetter,
+    SourceGetter,
+    stats_record,
+    strip_speaker,
+)
+from nexus_desktop.chat.routing import ROUTE_CHOICES
+from nexus_desktop.chat.tool_rounds import Collect, Route, ToolsGetter
+from nexus_desktop.control.governor import Governor
 from nexus_desktop.db.store import AsyncStore
 from nexus_desktop.db.tables import Chat, Message
-from nexus_desktop.llm.contract import (
-    ChatInput,
-    ChatMessage,
-    ChatOutput,
-    ModelCrashedError,
-    ModelError,
-    ModelSource,
-    RunContext,
-    TokenEvent,
-)
-from nexus_desktop.settings import Settings
+from nexus_desktop.llm.contract import ModelError, RunContext
 from nexus_desktop.training import examples as signals
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "ChatEvent",
+    "ChatService",
+    "EmptyMessageError",
+    "GovernorNotice",
+    "HistoryTrimmed",
+    "NothingToRegenerateError",
+    "ReplySaved",
+    "ReplyToken",
+    "ToolCalled",
+    "UserMessageSaved",
+    "stats_record",
+    "strip_speaker",
+]
 
 
 class EmptyMessageError(ValueError):
@@ -57,83 +65,6 @@ class NothingToRegenerateError(ValueError):
         super().__init__("There is no reply to regenerate yet; send a message first.")
 
 
-@dataclass(frozen=True)
-class UserMessageSaved:
-    message: Message
-
-
-@dataclass(frozen=True)
-class HistoryTrimmed:
-    dropped: int
-
-    @property
-    def notice(self) -> str:
-        noun = "message" if self.dropped == 1 else "messages"
-        return (
-            f"The {self.dropped} oldest {noun} no longer fit the model's context and were left out "
-            "of this reply. They are still saved here."
-        )
-
-
-@dataclass(frozen=True)
-class ReplyToken:
-    text: str
-
-
-@dataclass(frozen=True)
-class ReplySaved:
-    message: Message
-    output: ChatOutput
-
-
-@dataclass(frozen=True)
-class ToolCalled:
-    """A tool ran before the reply; ``message`` is the saved ``tool`` message (its ``stats`` hold
-    the ``ToolRecord`` as a dict: tool, arguments, via, ok, result, error, seconds)."""
-
-    name: str
-    arguments: dict[str, Any]
-    result: ToolOutcome
-    message: Message
-
-
-ChatEvent = UserMessageSaved | HistoryTrimmed | ToolCalled | ReplyToken | ReplySaved
-SourceGetter = Callable[[str], Awaitable[ModelSource]]
-"""The model source for a reply of the named character (its persona adapter may apply)."""
-SettingsGetter = Callable[[], Settings]
-Route = Callable[[str], Awaitable[str | None]]
-"""The intent router: a label for the user's message, or None when no router is promoted."""
-Collect = Callable[[signals.Signal], None]
-"""Hands a learning signal to the collector; never raises, never blocks (see training.collector)."""
-ToolsGetter = Callable[[], ToolProvider | None]
-
-
-def strip_speaker(text: str, name: str) -> str:
-    """Small models often open with "Vega:"; the bubble already says who speaks."""
-    text = text.strip()
-    prefix = f"{name}:"
-    return text[len(prefix) :].lstrip() if text.startswith(prefix) else text
-
-
-def _turns(messages: tuple[ChatMessage, ...]) -> tuple[signals.Turn, ...]:
-    return tuple((m.role, m.content) for m in messages)
-
-
-def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
-    s = output.stats
-    return {
-        "model": model,
-        "tokens_per_second": round(s.tokens_per_second, 2),
-        "prompt_tokens": s.prompt_tokens,
-        "completion_tokens": s.completion_tokens,
-        "context_used": s.context_used,
-        "context_size": s.context_size,
-        "seconds": round(s.seconds, 3),
-        "first_token_seconds": round(s.first_token_seconds, 3),
-        "finish_reason": s.finish_reason,
-    }
-
-
 class ChatService:
     def __init__(
         self,
@@ -143,15 +74,30 @@ class ChatService:
         get_tools: ToolsGetter | None = None,
         collect: Collect | None = None,
         route: Route | None = None,
+        *,
+        governor: Governor | None = None,
+        get_interceptors: InterceptorsGetter | None = None,
+        record_call: RecordCall | None = None,
     ) -> None:
+        """``governor``: the character policies to enforce (one on this database when None);
+        ``get_interceptors``: the modules' chat hooks once modules run; ``record_call``: takes a
+        ``ModelCall`` for every model call a reply makes (``MetricsRecorder.record``)."""
         self.db = db
         self._collect: Collect = collect or (lambda _signal: None)
-        self._route = route
-        self._get_source = get_source
-        self._get_settings = get_settings
-        self._get_tools = get_tools
-        self._run: RunContext | None = None
-        self._token_cache: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.governor = governor or Governor(db.store.engine)
+        self.pipeline = ReplyPipeline(
+            db,
+            get_source,
+            get_settings,
+            self.governor,
+            get_tools=get_tools,
+            get_interceptors=get_interceptors,
+            collect=self._collect,
+            route=route,
+            record_call=record_call,
+        )
+        self._runs: dict[int, RunContext] = {}
+        """The reply being written in each chat: one at a time per chat, chats in parallel."""
 
     # Chats --------------------------------------------------------------------------------
 
@@ -174,17 +120,22 @@ class ChatService:
 
     @property
     def generating(self) -> bool:
-        return self._run is not None
+        return bool(self._runs)
 
-    def stop(self) -> None:
-        if self._run is not None:
-            self._run.cancel.cancel()
+    def generating_in(self, chat_id: int) -> bool:
+        return chat_id in self._runs
+
+    def stop(self, chat_id: int | None = None) -> None:
+        """Stop the reply being written in ``chat_id``, or every reply when None."""
+        for chat, run in list(self._runs.items()):
+            if chat_id is None or chat == chat_id:
+                run.cancel.cancel()
 
     async def send(self, chat_id: int, text: str) -> AsyncIterator[ChatEvent]:
         if not text.strip():
             raise EmptyMessageError()
-        await self._collect_swipe_choice(chat_id)
-        user_message = await self.db.call(self.db.store.add_message, chat_id, "user", text)
+        last, user_message = await self.db.call(self._save_user_message, chat_id, text)
+        await self._collect_swipe_choice(last)
         yield UserMessageSaved(user_message)
         async for event in self._reply(chat_id, regenerate_id=None, new_text=text):
             yield event
@@ -210,137 +161,14 @@ class ChatService:
     async def _reply(
         self, chat_id: int, regenerate_id: int | None, new_text: str | None = None
     ) -> AsyncIterator[ChatEvent]:
-        if self._run is not None:
-            raise ModelError("A reply is already being written; wait for it or press Stop.")
-        self._run = RunContext()
+        if chat_id in self._runs:
+            raise ModelError("A reply is already being written in this chat; wait for it or press Stop.")
+        run = self._runs[chat_id] = RunContext()
         try:
-            chat = await self.db.call(self.db.store.get_chat, chat_id)
-            card = await self._card(chat.character_id)
-            history = await self.db.call(self.db.store.list_messages, chat_id)
-            if regenerate_id is not None:
-                history = [m for m in history if m.id != regenerate_id]
-            settings = self._get_settings()
-            source = await self._get_source(card.name)
-            if new_text is not None:
-                called = await self._call_tool(chat_id, card, history, source, new_text)
-                if called is not None:
-                    history.append(called.message)
-                    yield called
-            plan = await self._plan(card, history, settings, source)
-            if plan.dropped:
-                yield HistoryTrimmed(plan.dropped)
-
-            output: ChatOutput | None = None
-            # Like SillyTavern's stopping strings: the model must not write the user's next line.
-            sampling = replace(settings.sampling(), stop=(f"\n{settings.user_name}:",))
-            request = ChatInput(messages=plan.messages, sampling=sampling)
-            async for event in source.stream(request, self._run):
-                if isinstance(event, TokenEvent):
-                    yield ReplyToken(event.text)
-                else:
-                    output = event
-            if output is None:
-                raise ModelError("The model stopped without finishing its reply. Try again.")
-            text = strip_speaker(output.text, card.name)
-            if not text:
-                return
-            stats = stats_record(output, source.name)
-            if regenerate_id is not None:
-                saved = await self.db.call(self.db.store.add_swipe, regenerate_id, text, stats)
-            else:
-                saved = await self.db.call(self.db.store.add_message, chat_id, "assistant", text, stats)
-            if output.stats.finish_reason != "cancelled":
-                self._collect(signals.ReplySaved(card.name, _turns(plan.messages), text))
-            yield ReplySaved(saved, output)
+            async for event in self.pipeline.run(chat_id, regenerate_id, new_text, run):
+                yield event
         finally:
-            self._run = None
-
-    async def _call_tool(
-        self, chat_id: int, card: CharacterCard, history: list[Message], source: ModelSource, text: str
-    ) -> ToolCalled | None:
-        """Run the tool the user's command names or the model picks, and save its result."""
-        provider = self._get_tools() if self._get_tools is not None else None
-        if provider is None:
-            return None
-        tools = tools_for_card(card.extensions, provider.tools())
-        if not tools:
-            return None
-        call: ToolCall | None = parse_command(text, tools)
-        if call is None and self._route is not None:
-            call = await self._routed_call(text, tools, source)
-        if call is None and self._get_settings().tools_by_model:
-            recent = [ChatMessage("user" if m.role == "user" else "assistant", m.content) for m in history]
-            assert self._run is not None
-            try:
-                call = await decide_tool_call(source, recent, tools, context=self._run)
-            except ModelCrashedError as error:
-                # A grammar llama.cpp cannot parse kills its process; the reply goes on without a tool.
-                log.warning("Choosing a tool crashed the model process: %s", error)
-                call = None
-        if call is None:
-            return None
-        try:
-            outcome: ToolOutcome = await provider.call_tool(call.name, call.arguments)
-        except Exception as error:  # a provider fault must not lose the user's reply
-            outcome = ToolResult(False, "", f"The tool {call.name} could not be run ({error}); try again.")
-        self._collect(signals.ToolCalled(text, call.name, dict(call.arguments), outcome.ok))
-        record = ToolRecord.of(call, outcome)
-        stats = record.as_dict()
-        label = label_for_tool(call.name) if call.via == "router" else None
-        if label is not None:
-            # Kept so the user can say whether the router was right (judge_route): training data.
-            stats["route"] = {"text": text, "label": label}
-        saved = await self.db.call(self.db.store.add_message, chat_id, "tool", record.message_text(), stats)
-        return ToolCalled(call.name, call.arguments, outcome, saved)
-
-    async def _routed_call(self, text: str, tools: list[ToolInfo], source: ModelSource) -> ToolCall | None:
-        """The promoted intent router picks the tool; the chat model fills in its arguments."""
-        assert self._route is not None and self._run is not None
-        label = await self._route(text)
-        tool = next((t for t in tools if t.name == LABEL_TOOLS.get(label or "")), None)
-        if tool is None:
-            return None  # "chat", "build_module", or a tool this character may not use
-        arguments = await fill_arguments(source, tool, text, context=self._run)
-        return ToolCall(tool.name, arguments, "router") if arguments is not None else None
-
-    async def _plan(
-        self, card: CharacterCard, history: list[Message], settings: Settings, source: ModelSource
-    ) -> PromptPlan:
-        turns: list[Turn] = []
-        for m in history:
-            if m.role != "tool":
-                turns.append(Turn("user" if m.role == "user" else "assistant", m.content))
-            elif turns and turns[-1].role == "user":
-                # Folded into the user's turn: chat templates that insist on user/assistant
-                # alternation (Mistral, Gemma) reject a separate tool or system message here.
-                turns[-1] = Turn("user", f"{turns[-1].content}\n\n{tool_turn_text(m.content)}")
-            else:
-                turns.append(Turn("user", tool_turn_text(m.content)))
-
-        async def count(texts: list[str]) -> list[int]:
-            return await self._count_cached(source, texts)
-
-        return await build_prompt(
-            card,
-            turns,
-            user_name=settings.user_name,
-            count_tokens=count,
-            context_size=source.context_size,
-            reply_tokens=settings.max_tokens,
-        )
-
-    async def _count_cached(self, source: ModelSource, texts: list[str]) -> list[int]:
-        # Re-tokenizing the whole history on every send is wasted work: counts are per model.
-        keys = [(source.name, text) for text in texts]
-        missing = list(dict.fromkeys(k for k in keys if k not in self._token_cache))
-        if missing:
-            counts = await source.count_tokens([text for _, text in missing])
-            for key, n in zip(missing, counts, strict=True):
-                self._token_cache[key] = n
-        result = [self._token_cache[k] for k in keys]
-        while len(self._token_cache) > 4096:
-            self._token_cache.popitem(last=False)
-        return result
+            del self._runs[chat_id]
 
     # Editing ------------------------------------------------------------------------------
 
@@ -386,10 +214,14 @@ class ChatService:
             rated = await self.db.call(self.db.store.add_swipe, message_id, corrected, {"corrected": True})
         return rated
 
-    async def _collect_swipe_choice(self, chat_id: int) -> None:
+    def _save_user_message(self, chat_id: int, text: str) -> tuple[Message | None, Message]:
+        """The chat's last message so far (for the swipe choice) and the saved new one, in one trip
+        to the database thread."""
+        messages = self.db.store.list_messages(chat_id)
+        return (messages[-1] if messages else None), self.db.store.add_message(chat_id, "user", text)
+
+    async def _collect_swipe_choice(self, last: Message | None) -> None:
         """Moving on after regenerating means the shown alternative beat the others."""
-        messages = await self.db.call(self.db.store.list_messages, chat_id)
-        last = messages[-1] if messages else None
         if last is None or last.role != "assistant" or len(last.swipes) < 2 or last.position == 0:
             return
         rejected = [text for i, text in enumerate(last.swipes) if i != last.swipe_index]

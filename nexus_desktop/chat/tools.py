@@ -188,6 +188,32 @@ class InProcessTools:
         return ToolResult(True, content, None, time.perf_counter() - started)
 
 
+class CombinedTools:
+    """Several providers offered as one: the app's own built-in tools first, then the modules'.
+
+    A name two providers offer is the first one's; a call goes to the provider that offers it.
+    """
+
+    def __init__(self, *providers: ToolProvider | None) -> None:
+        self._providers = [p for p in providers if p is not None]
+
+    def _owners(self) -> dict[str, tuple[ToolInfo, ToolProvider]]:
+        owners: dict[str, tuple[ToolInfo, ToolProvider]] = {}
+        for provider in self._providers:
+            for tool in provider.tools():
+                owners.setdefault(tool.name, (tool, provider))
+        return owners
+
+    def tools(self) -> list[ToolInfo]:
+        return [tool for tool, _ in self._owners().values()]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
+        owner = self._owners().get(name)
+        if owner is None:
+            return ToolResult(False, "", f"There is no tool called {name}; check that its module is on.")
+        return await owner[1].call_tool(name, arguments)
+
+
 # The model's decision -----------------------------------------------------------------------
 
 

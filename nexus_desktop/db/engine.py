@@ -39,3 +39,25 @@ def open_engine(path: Path) -> Engine:
     with engine.connect() as conn:
         migrate(conn)
     return engine
+
+
+def open_read_engine(path: Path | str) -> Engine:
+    """A second engine on the same file for frequent or long reads (the dashboards).
+
+    ``open_engine``'s sessions take the write lock (BEGIN IMMEDIATE) even to read, so a dashboard
+    refreshing ten times a second, or reading a day of model calls, would hold up every writer.
+    These connections never begin a transaction (each SELECT reads the last committed state, which
+    WAL gives without locking anyone out) and refuse to write (``query_only``).  No migrations: the
+    app's own engine has run them.
+    """
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", on_connect)
+    return engine

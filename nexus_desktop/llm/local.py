@@ -203,6 +203,11 @@ class LocalLlamaSource(StreamingSource):
         return int(self._loaded.get("n_ctx") or self._planned_context())
 
     @property
+    def lora_path(self) -> Path | None:
+        """The LoRA adapter this source applies (a persona's), for the model-call metrics."""
+        return self._lora_path
+
+    @property
     def supports_gpu_offload(self) -> bool:
         return bool(self._hello.get("supports_gpu_offload", False))
 

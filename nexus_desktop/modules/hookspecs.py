@@ -41,7 +41,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 @hookspec(historic=True)
 def startup(app_info: dict[str, Any]) -> None:
-    """The app has started (or this module was enabled while it runs).
+    """This module's process has started: with the app, when the module was approved or enabled
+    while the app runs, on a reload, or again after the process crashed.
 
     :param app_info: plain data about the running app: ``version``, ``data_dir`` and
         ``module_dir`` (this module's own folder, the only one it may write to freely).
@@ -77,7 +78,11 @@ def register_characters(register: Callable[..., None]) -> None:
 
     :param register: call ``register(card, avatar=None)`` per character, where ``card`` is a
         ``nexus_desktop.cards.model.CharacterCard`` or a SillyTavern Character Card V2/V3 dict,
-        and ``avatar`` optional PNG bytes.  The user can edit or delete them like any other.
+        and ``avatar`` optional PNG bytes.  Each character is added once (by this module and its
+        name; ``modules.characters``) and the sidebar shows this module as where it came from.
+        From then on it is the user's like any other: edits are kept when the module registers it
+        again, and a character the user deleted is not added back.  A card that cannot be read is
+        skipped and logged with this module's name.
     """
 
 
@@ -86,17 +91,21 @@ def register_scheduled_tasks(register: Callable[[ScheduledTaskSpec], None]) -> N
     """Ask for work to be run periodically, e.g. a daily summary.
 
     :param register: call ``register(ScheduledTaskSpec(name, description, interval_seconds,
-        function))``.  Tasks never run on the UI thread and a failing task is reported on the
-        module's card, not raised into the app.
+        function))``.  The app's scheduler runs each task every ``interval_seconds`` in this
+        module's process (never on the UI thread), with a time limit of the interval clamped to
+        10 s - 5 min.  A task that raises or overruns is counted in the scheduler grid
+        (Dashboards -> Scheduler health, ``nexus scheduler status``) and, like any failed call, on
+        the module's card; it is never raised into the app.
     """
 
 
 @hookspec(historic=True)
 def register_dashboard_panels(register: Callable[[DashboardPanelSpec], None]) -> None:
-    """Add panels to the dashboard.
+    """Add panels to the Dashboards page (its Module panels view).
 
     :param register: call ``register(DashboardPanelSpec(name, title, render))``.  ``render``
-        returns markdown text or a label -> value mapping; the app draws it.
+        returns markdown text or a label -> value mapping; the app calls it in this module's
+        process every ``refresh_seconds`` while the page is open, and draws the result.
     """
 
 
@@ -111,8 +120,10 @@ def message_will_send(message: str, context: MessageContext) -> str | None:
     :param context: which chat and character the message belongs to.
     :return: the replacement text, or None to leave it as it is.
 
-    Modules are chained: each sees the previous one's result (see ``registry.filter_message``).
-    The message stored in the chat is always what the user typed.
+    The chat reply pipeline calls it for every message sent, before the model call.  Modules
+    are chained: each sees the previous one's result (``ModuleSupervisor.filter_message``), and
+    one that fails or takes longer than the interceptor time limit is skipped.  The message
+    stored in the chat is always what the user typed.
     """
 
 
@@ -123,13 +134,15 @@ def message_will_be_answered(message: str, context: MessageContext) -> str | Non
     :param message: the (filtered) user message.
     :param context: which chat and character the message belongs to.
     :return: the reply to show, or None to let the model answer.  The first module that
-        returns a reply wins and the rest are not asked.
+        returns a reply wins and the rest are not asked; the reply is saved in the chat.
     """
 
 
 @hookspec
 def reply_did_finish(reply: str, context: MessageContext) -> None:
-    """A reply has been completed and saved (post-interceptor, notification only).
+    """A reply (the model's or a module's answer) has been completed and saved; notification only.
+
+    The chat does not wait for it.
 
     :param reply: the reply text as shown.
     :param context: which chat and character it belongs to.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nexus_desktop.control.metrics import CallSite, RecordCall, adapter_label, timed_call
 from nexus_desktop.llm.contract import ChatInput, ChatMessage, ModelSource, RunContext, SamplingSettings
 from nexus_desktop.llm.local import LocalLlamaSource
 from nexus_desktop.training.datasets import DatasetError, read_jsonl
@@ -62,7 +63,9 @@ async def classify(
     *,
     temperature: float = 0.0,
     seed: int = 0,
+    site: CallSite | None = None,
 ) -> str:
+    """The model's label for ``messages``; recorded as a model call at ``site`` when given."""
     request = ChatInput(
         messages=tuple(messages),
         sampling=SamplingSettings(
@@ -70,7 +73,7 @@ async def classify(
         ),
         grammar=label_grammar(labels) if labels else None,
     )
-    output = await source(request, RunContext())
+    output = await timed_call(source, request, RunContext(), site)
     return output.text.strip()
 
 
@@ -86,13 +89,14 @@ async def score_source(
     *,
     repeats: int = 2,
     consistency_items: int = 20,
+    site: CallSite | None = None,
 ) -> dict[str, float]:
     correct = 0
     latencies: list[float] = []
     first: list[str] = []
     for item in items:
         started = time.perf_counter()
-        answer = await classify(source, item.messages, labels)
+        answer = await classify(source, item.messages, labels, site=site)
         latencies.append((time.perf_counter() - started) * 1000)
         first.append(answer)
         correct += answer == item.expected
@@ -101,7 +105,9 @@ async def score_source(
     for index, item in enumerate(checked):
         answers = {first[index]}
         for run in range(repeats):
-            answers.add(await classify(source, item.messages, labels, temperature=0.7, seed=1 + run))
+            answers.add(
+                await classify(source, item.messages, labels, temperature=0.7, seed=1 + run, site=site)
+            )
         stable += len(answers) == 1
     return {
         "accuracy": correct / len(items),
@@ -122,13 +128,21 @@ async def run_suite(
     repeats: int = 2,
     consistency_items: int = 20,
     threads: int = 1,
+    record_call: RecordCall | None = None,
 ) -> dict[str, float]:
-    """Score the base model (or base + adapter) on a held-out suite in a fresh llama.cpp process."""
+    """Score the base model (or base + adapter) on a held-out suite in a fresh llama.cpp process.
+
+    With ``record_call``, every classification is recorded as a ``gate_benchmark`` model call."""
     items = load_suite(suite, system_prompt)
     source = LocalLlamaSource(
         base_model, context_size=1024, threads=threads, gpu_layers="auto", lora_path=adapter
     )
+    site = None
+    if record_call is not None:
+        site = CallSite(record_call, "training", "gate_benchmark", base_model.name, adapter_label(adapter))
     try:
-        return await score_source(source, items, labels, repeats=repeats, consistency_items=consistency_items)
+        return await score_source(
+            source, items, labels, repeats=repeats, consistency_items=consistency_items, site=site
+        )
     finally:
         await source.aclose()

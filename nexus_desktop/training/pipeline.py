@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from nexus_desktop.control.metrics import RecordCall
 from nexus_desktop.training.benchsuite import run_suite
 from nexus_desktop.training.datasets import DatasetError, write_jsonl
 from nexus_desktop.training.gate import Decision, policy_from, record_decision
@@ -114,8 +115,15 @@ def _loss_metrics(job: TrainingJob | None) -> dict[str, float] | None:
 
 
 async def benchmark(
-    spec: ZooSpec, adapter: Path | None, *, repeats: int = 2, consistency_items: int = 20
+    spec: ZooSpec,
+    adapter: Path | None,
+    *,
+    repeats: int = 2,
+    consistency_items: int = 20,
+    record_call: RecordCall | None = None,
 ) -> dict[str, float]:
+    """Score the spec's base model (with ``adapter``) on its suite; ``record_call`` records each
+    classification as a ``gate_benchmark`` model call."""
     suite = spec.benchmark_path
     if suite is None:
         raise DatasetError(f"{spec.id} has no benchmark suite; add benchmark = ... to its zoo spec.")
@@ -127,11 +135,18 @@ async def benchmark(
         adapter=adapter,
         repeats=repeats,
         consistency_items=consistency_items,
+        record_call=record_call,
     )
 
 
 async def judge(
-    engine: Engine, spec: ZooSpec, job: TrainingJob, *, repeats: int = 2, consistency_items: int = 20
+    engine: Engine,
+    spec: ZooSpec,
+    job: TrainingJob,
+    *,
+    repeats: int = 2,
+    consistency_items: int = 20,
+    record_call: RecordCall | None = None,
 ) -> Verdict:
     """Benchmark the job's adapter against the active one and the base model, record the gate's
     decision, and promote when the spec allows automatic promotion and the gate approves."""
@@ -142,15 +157,15 @@ async def judge(
     candidate_adapter = Path(job.gguf_adapter)
     policy = policy_from(spec.gate)
     if spec.benchmark and spec.labelled:
-        base = await benchmark(spec, None, repeats=repeats, consistency_items=consistency_items)
-        candidate = await benchmark(
-            spec, candidate_adapter, repeats=repeats, consistency_items=consistency_items
-        )
-        incumbent = (
-            await benchmark(spec, active.adapter_path, repeats=repeats, consistency_items=consistency_items)
-            if active is not None
-            else None
-        )
+
+        async def score(adapter: Path | None) -> dict[str, float]:
+            return await benchmark(
+                spec, adapter, repeats=repeats, consistency_items=consistency_items, record_call=record_call
+            )
+
+        base = await score(None)
+        candidate = await score(candidate_adapter)
+        incumbent = await score(active.adapter_path) if active is not None else None
     else:
         # A chat model is judged by its held-out loss against the job that made the active adapter.
         candidate = _loss_metrics(job) or {}

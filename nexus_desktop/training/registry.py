@@ -115,15 +115,19 @@ class AdapterRegistry:
             override=False,
         )
 
-    def rollback(self, model_id: str, *, reason: str = "Rolled back by hand.") -> AdapterEvent:
-        """Return to the adapter active before the current one (or to the base model)."""
+    def rollback(
+        self, model_id: str, *, reason: str = "Rolled back by hand.", override: bool = True
+    ) -> AdapterEvent:
+        """Return to the adapter active before the current one (or to the base model).
+
+        ``override=False`` records the loop's own rollback (the eval sweep), not a person's."""
         stack = self._stack(model_id)
         if not stack:
             raise RegistryError(f"{model_id} already runs on its base model; there is nothing to roll back.")
         previous = stack[-2].adapter_path if len(stack) >= 2 else None
         return self._append(
             AdapterEvent(
-                model_id=model_id, action="rollback", adapter_path=previous, override=True, reason=reason
+                model_id=model_id, action="rollback", adapter_path=previous, override=override, reason=reason
             )
         )
 

@@ -14,6 +14,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from nexus_desktop.ui.ops import QueryOp
 
 if TYPE_CHECKING:
+    from nexus_desktop.control.governor import Governor
+    from nexus_desktop.control.policy import Policy
     from nexus_desktop.db.tables import Character
     from nexus_desktop.ui.character_editor import CharacterEditor
     from nexus_desktop.ui.main_window import MainWindow
@@ -40,30 +42,61 @@ class CharacterActions:
     def open_editor(self, character: Character | None) -> CharacterEditor:
         from nexus_desktop.ui.character_editor import CharacterEditor
 
-        editor = CharacterEditor(self.window, character)
-        editor.saved.connect(lambda card, avatar: self.save(character, card, avatar))
+        editor = CharacterEditor(self.window, character, self._tool_names(character))
+        editor.saved.connect(lambda card, avatar: self.save(character, card, avatar, editor.chosen_policy))
         editor.open()
+        core = self.window.core
+        if character is not None and character.id is not None and core is not None:
+            QueryOp(
+                parent=editor,
+                op=core.db.call(self._governor().policy_for, character.id),
+                success=editor.set_policy,
+            ).failure(editor.policy_unreadable).run_in_background()
         return editor
+
+    def _governor(self) -> Governor:
+        """The governor that enforces the policies: the editor reads and writes them through it."""
+        core = self.window.core
+        assert core is not None
+        return core.governor
+
+    def _tool_names(self, character: Character | None) -> list[str]:
+        """The tools this character is offered now (the Limits page suggests them)."""
+        from nexus_desktop.chat.tools import tools_for_card
+
+        core = self.window.core
+        if core is None:
+            return []
+        extensions = (character.card or {}).get("extensions") if character is not None else None
+        tools = tools_for_card(
+            extensions if isinstance(extensions, dict) else {}, core.modules.supervisor.tools()
+        )
+        return sorted(tool.name for tool in tools)
 
     def edit_current(self) -> None:
         character = self._current()
         if character is not None:
             self.open_editor(character)
 
-    def save(self, original: Character | None, card: Any, avatar: bytes | None) -> None:
-        """Store a new or edited character, then show it."""
+    def save(
+        self, original: Character | None, card: Any, avatar: bytes | None, policy: Policy | None = None
+    ) -> None:
+        """Store a new or edited character (and its limits, unless ``policy`` is None), then show it."""
         from nexus_desktop.cards.io import card_to_record
 
         core = self.window.core
         assert core is not None
         store, db = core.store, core.db
         name, record = card_to_record(card)
+        governor = self._governor()
 
         async def save() -> None:
             if original is None or original.id is None:
                 character = await db.call(store.add_character, name, record, avatar)
             else:
                 character = await db.call(store.update_character, original.id, name, record, avatar)
+            if policy is not None and character.id is not None and (original is not None or not policy.empty):
+                await db.call(governor.set_policy, character.id, policy)
             await self.window.show_new_character(character)
 
         QueryOp[None](parent=self.window, op=save).failure(self._error).run_in_background()

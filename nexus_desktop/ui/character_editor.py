@@ -1,12 +1,16 @@
 """Create or edit a character: persona, greetings, examples, prompts, lorebook; import and export cards.
 
 The dialog is non-blocking (``open()``).  Saving emits ``saved(card, avatar_png)``; storing the
-character is the caller's job.  Fields the form does not show (extensions, assets, unknown keys,
-lorebook entry details) are carried over from the original card untouched.
+character is the caller's job, and so is storing ``chosen_policy`` (the Limits page's policy, or
+None to leave the stored one alone: it was never loaded).  The caller loads the stored policy into
+the Limits page with ``set_policy``; until then that page is disabled.  Fields the form does not
+show (extensions, assets, unknown keys, lorebook entry details) are carried over from the original
+card untouched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +31,12 @@ from PySide6.QtWidgets import (
 from nexus_desktop.ui.card_fields import GreetingsEditor, LorebookTable
 from nexus_desktop.ui.chat_view import describe_error
 from nexus_desktop.ui.ops import QueryOp
+from nexus_desktop.ui.policy_editor import LimitsEditor
 from nexus_desktop.ui.widgets import Avatar, BannerArea, push_button
 
 if TYPE_CHECKING:
     from nexus_desktop.cards.model import CharacterCard
+    from nexus_desktop.control.policy import Policy
     from nexus_desktop.db.tables import Character
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.gif);;All files (*)"
@@ -86,9 +92,14 @@ class CharacterEditor(QDialog):
     saved = Signal(object, object)
     """(CharacterCard, avatar PNG bytes or None)"""
 
-    def __init__(self, parent: QWidget | None, character: Character | None = None) -> None:
+    def __init__(
+        self, parent: QWidget | None, character: Character | None = None, tool_names: Sequence[str] = ()
+    ) -> None:
         super().__init__(parent)
         self.character = character
+        self.tool_names = list(tool_names)
+        self.chosen_policy: Policy | None = None
+        self.policy_loaded = character is None  # a new character has no limits yet
         self._base: dict[str, Any] = dict(character.card) if character is not None else {}
         self.avatar_png: bytes | None = character.avatar if character is not None else None
         self.setWindowTitle("Edit character" if character else "New character")
@@ -119,6 +130,9 @@ class CharacterEditor(QDialog):
         lore_layout.setContentsMargins(16, 16, 16, 16)
         lore_layout.addWidget(self.lorebook)
         self.tabs.addTab(lore_page, "Lorebook")
+        self.limits = LimitsEditor(self.tool_names)
+        self.limits.setEnabled(self.policy_loaded)
+        self.tabs.addTab(self.limits, "Limits")
         body.addWidget(self.tabs, 1)
         layout.addLayout(body, 1)
 
@@ -240,6 +254,24 @@ class CharacterEditor(QDialog):
             raise ValueError("Give the character a name before saving.")
         return card_from_record(self.card_data())
 
+    def set_policy(self, policy: Policy) -> None:
+        """Show the stored policy on the Limits page and let it be edited."""
+        self.limits.set_policy(policy)
+        self.limits.setEnabled(True)
+        self.policy_loaded = True
+
+    def policy_unreadable(self, error: BaseException) -> None:
+        """The stored policy cannot be read (the governor enforces none of it): say so, and let the
+        user set the limits again from an empty page; saving replaces the unreadable ones."""
+        from nexus_desktop.control.policy import Policy
+
+        self.banners.show_banner(
+            "warning",
+            f"This character's limits could not be read, so none are enforced ({error}) "
+            "Set them again on the Limits page; saving replaces them.",
+        )
+        self.set_policy(Policy())
+
     def _set_avatar(self, avatar: bytes | None) -> None:
         self.avatar_png = avatar
         self.remove_avatar_button.setEnabled(avatar is not None)
@@ -257,6 +289,15 @@ class CharacterEditor(QDialog):
             self.show_error(error)
             self.name_edit.setFocus()
             return
+        if self.policy_loaded:
+            from nexus_desktop.control.policy import PolicyError
+
+            try:
+                self.chosen_policy = self.limits.policy()
+            except PolicyError as error:  # nothing is saved; every field keeps what was typed
+                self.show_error(error)
+                self.tabs.setCurrentWidget(self.limits)
+                return
         self.saved.emit(card, self.avatar_png)
         self.accept()
 

@@ -24,11 +24,13 @@ from nexus_desktop.ui.widgets import BannerArea, push_button
 if TYPE_CHECKING:
     import asyncio
 
+    from nexus_desktop.chat.events import GovernorNotice
     from nexus_desktop.chat.service import ChatService
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Character, Message
     from nexus_desktop.ui.message_widget import MessageWidget
     from nexus_desktop.ui.tool_widget import ToolCallWidget
+    from nexus_desktop.ui.widgets import Banner
 
     ChatItem = MessageWidget | ToolCallWidget
 
@@ -79,6 +81,7 @@ class ChatView(QWidget):
         self.flushes = 0
         self._load_seq = 0
         self._earlier: list[Message] = []
+        self._governor_banners: list[Banner] = []
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(self._flush)
@@ -283,6 +286,11 @@ class ChatView(QWidget):
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
         self._stop_requested = False
         self.banners.clear("info")
+        shown = self.banners.banners()
+        for banner in self._governor_banners:  # the last reply's limits; this one may say its own
+            if banner in shown:
+                banner.dismiss()
+        self._governor_banners = []
         import asyncio
 
         self._task = asyncio.ensure_future(self._generate(work))
@@ -343,6 +351,7 @@ class ChatView(QWidget):
     async def _consume(
         self, events: AsyncIterator[Any], *, sent_text: str | None, target: MessageWidget | None
     ) -> None:
+        from nexus_desktop.chat.events import GovernorNotice
         from nexus_desktop.chat.service import (
             HistoryTrimmed,
             ReplySaved,
@@ -369,6 +378,8 @@ class ChatView(QWidget):
                     self._insert_before_stream(self._tool_widget(event.message))
                 elif isinstance(event, HistoryTrimmed):
                     self.banners.show_banner("info", event.notice)
+                elif isinstance(event, GovernorNotice):
+                    self.show_governor_notice(event)
                 elif isinstance(event, ReplySaved):
                     saved = True
                     self._flush()
@@ -380,6 +391,16 @@ class ChatView(QWidget):
             self.show_error(error)
         finally:
             self._end_stream(saved, target)
+
+    def show_governor_notice(self, notice: GovernorNotice) -> None:
+        """The character's limits stopped something: say so above the composer, as a warning.
+
+        The reply streamed so far is painted first and stays: a reply cut short by its budget is
+        saved as far as it got (``ReplySaved`` follows), and only a reply that never started is
+        taken away with its empty placeholder.
+        """
+        self._flush()
+        self._governor_banners.append(self.banners.show_banner("warning", notice.text))
 
     def _insert_before_stream(self, widget: ChatItem) -> None:
         """A tool result goes between the user's message and the reply being written."""

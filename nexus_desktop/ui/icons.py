@@ -63,6 +63,10 @@ _SHAPES = {
         '<rect x="3.5" y="13.5" width="7" height="7" rx="1.8"/>'
         '<rect x="13.5" y="13.5" width="7" height="7" rx="1.8"/>'
     ),
+    "gauge": (
+        '<path d="M4.2 17.5a8.5 8.5 0 1 1 15.6 0"/><path d="m12 13.5 4-4.5"/>'
+        '<circle cx="12" cy="14" r="1.4" fill="{c}"/>'
+    ),
     "thumb_up": _THUMB,
     "thumb_down": f'<g transform="rotate(180 12 12)">{_THUMB}</g>',
     "check": '<path d="M20 6.5 9.5 17 4 11.5"/>',

@@ -94,10 +94,23 @@ class Application:
             self.window.chat_view.banners.show_banner(
                 "warning", f"Modules could not start ({error}); chatting works, tools do not."
             )
+        try:
+            # From here the loop runs by itself; its tasks run off the Qt thread (runners).
+            await self.core.start_scheduler()
+        except Exception as error:
+            log.exception("The scheduler did not start")
+            self.window.chat_view.banners.show_banner(
+                "warning", f"Scheduled tasks could not start ({error}); the loop runs only by hand."
+            )
+        # The Prometheus endpoint (off by default): a port in use is a notice, never a failed start.
+        await self.core.serve_prometheus(
+            lambda problem: self.window.chat_view.banners.show_banner("warning", problem)
+        )
         freeze_startup_heap()
 
     def _add_pages(self, core: AppCore) -> None:
-        """The Modules and Training pages, built after the chat is on screen."""
+        """The Modules, Training and Dashboards pages, built after the chat is on screen."""
+        from nexus_desktop.ui.dashboards.page import DashboardsPage
         from nexus_desktop.ui.modules_page import ModulesPage
         from nexus_desktop.ui.training_page import TrainingPage
         from nexus_desktop.ui.training_tray import TrainingTray
@@ -108,6 +121,11 @@ class Application:
         training_page = TrainingPage()
         training_page.bind(core.training)
         self.window.add_page("training", "Training", "chart", training_page)
+        # Light until first shown: each view is built, and starts reading, when it is opened.
+        dashboards_page = DashboardsPage()
+        running = lambda: core.modules.supervisor if core._modules_started else None  # noqa: E731
+        dashboards_page.bind(core.store.engine, running)
+        self.window.add_page("dashboards", "Dashboards", "gauge", dashboards_page)
 
         def notify(notice: Any) -> None:
             level = "warning" if notice.kind in ("failed", "rejected", "judge_failed") else "info"

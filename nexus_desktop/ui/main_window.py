@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 # The pages the app adds once its core is up (ui/lifecycle.py); reserving them when the window is
 # built puts the page rail in place from the first frame, so nothing shifts when they arrive.
-APP_PAGES = (("modules", "Modules", "grid"), ("training", "Training", "chart"))
+APP_PAGES = (
+    ("modules", "Modules", "grid"),
+    ("training", "Training", "chart"),
+    ("dashboards", "Dashboards", "gauge"),
+)
 
 
 def background(parent: QWidget, work: Any, success: Callable[[Any], object] | None = None) -> QueryOp[Any]:
@@ -188,6 +192,7 @@ class MainWindow(QMainWindow):
         """Bind the core, fill the sidebar and open the last chat; the model loads afterwards."""
         self.core = core
         self.chat_view.bind(core, self.ensure_model)
+        core.module_characters.listeners.append(self._module_characters_added)
         await self.refresh_characters(select_id=core.settings.last_character_id)
         if self.sidebar.current_id() is None:
             await self.show_first_character()
@@ -209,6 +214,18 @@ class MainWindow(QMainWindow):
         assert self.core is not None
         self.characters = await self.core.db.call(self.core.store.list_characters)
         self.sidebar.set_characters(self.characters, select_id)
+
+    def _module_characters_added(self, _added: list[Character]) -> None:
+        """Characters a module registered were stored: show them (and open one if none was open)."""
+        if not shiboken6.isValid(self.sidebar):
+            return  # the window closed while a module started
+
+        async def show() -> None:
+            await self.refresh_characters()
+            if self.sidebar.current_id() is None:
+                await self.show_first_character()
+
+        background(self, show).failure(self.chat_view.show_error).run_in_background()
 
     def character(self, character_id: int | None) -> Character | None:
         return next((c for c in self.characters if c.id == character_id), None)

@@ -71,6 +71,8 @@ def format_stats(stats: dict[str, Any] | None) -> str:
     reason = stats.get("finish_reason")
     if reason == "cancelled":
         pieces.append("stopped")
+    elif stats.get("budget_cut"):
+        pieces.append("cut short: daily token budget")  # the governor lowered its cap (chat.pipeline)
     elif reason == "length":
         pieces.append("hit max tokens")
     return " · ".join(pieces)

@@ -187,6 +187,20 @@ class SettingsDialog(QDialog):
         form.addRow("", self.minimize_to_tray)
         if not QSystemTrayIcon.isSystemTrayAvailable():
             form.addRow("", help_label("This desktop has no system tray, so closing the window quits."))
+        self.prometheus_enabled = QCheckBox("Serve metrics for Prometheus on this computer")
+        form.addRow("Prometheus", self.prometheus_enabled)
+        self.prometheus_port = QSpinBox()
+        self.prometheus_port.setRange(1024, 65535)
+        self.prometheus_port.setEnabled(False)
+        self.prometheus_enabled.toggled.connect(self.prometheus_port.setEnabled)
+        form.addRow("Prometheus port", self.prometheus_port)
+        form.addRow(
+            "",
+            help_label(
+                "For Grafana: model calls, the scheduler, the loop and character budgets at "
+                "http://127.0.0.1:<port>/metrics. Only programs on this computer can reach it."
+            ),
+        )
         return page
 
     @staticmethod
@@ -231,6 +245,9 @@ class SettingsDialog(QDialog):
         self.base_url.setText(s.remote_base_url)
         self.remote_model.setEditText(s.remote_model)
         self.minimize_to_tray.setChecked(s.minimize_to_tray)
+        self.prometheus_enabled.setChecked(s.prometheus_enabled)
+        self.prometheus_port.setValue(s.prometheus_port)
+        self.prometheus_port.setEnabled(s.prometheus_enabled)
 
     def settings(self) -> Settings:
         """The form as validated settings; raises ``ValueError`` with a sentence on what to fix."""
@@ -254,6 +271,8 @@ class SettingsDialog(QDialog):
             remote_base_url=self.base_url.text().strip(),
             remote_model=self.remote_model.currentText().strip(),
             minimize_to_tray=self.minimize_to_tray.isChecked(),
+            prometheus_enabled=self.prometheus_enabled.isChecked(),
+            prometheus_port=self.prometheus_port.value(),
         )
         if not values["user_name"]:
             raise ValueError("Your name can't be empty; type the name the characters should call you.")

@@ -31,6 +31,7 @@ ROW_HEIGHT = 60
 AVATAR_SIZE = 40
 SNIPPET_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
+ORIGIN_ROLE = Qt.ItemDataRole.UserRole + 3
 
 
 def snippet(character: Character) -> str:
@@ -40,6 +41,11 @@ def snippet(character: Character) -> str:
         return " · ".join(tags[:3])
     text = " ".join(str(card.get("description") or card.get("personality") or "").split())
     return text[:80]
+
+
+def origin_caption(character: Character) -> str:
+    """The caption "from dice" for a character the dice module registered; "" for the user's own."""
+    return f"from {character.origin}" if character.origin else ""
 
 
 class CharacterDelegate(QStyledItemDelegate):
@@ -73,18 +79,35 @@ class CharacterDelegate(QStyledItemDelegate):
 
         text_left = rect.left() + 10 + AVATAR_SIZE + 12
         text_width = rect.right() - text_left - 8
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
         name_font = QFont(option.font)
         name_font.setWeight(QFont.Weight.DemiBold)
         name_font.setPointSizeF(option.font.pointSizeF() + 0.5)
+        full_name = str(index.data(Qt.ItemDataRole.DisplayRole))
+        origin = str(index.data(ORIGIN_ROLE) or "")
+        name_width = text_width
+        if origin:
+            # A module's character says where it came from, right of its name: the caption takes
+            # what the name leaves, but never more than two thirds of the row.
+            painter.setFont(name_font)
+            room = text_width - painter.fontMetrics().horizontalAdvance(full_name) - 8
+            painter.setFont(small)
+            room = min(max(room, text_width // 3), text_width * 2 // 3)
+            origin = painter.fontMetrics().elidedText(origin, Qt.TextElideMode.ElideRight, room)
+            origin_width = painter.fontMetrics().horizontalAdvance(origin)
+            painter.setPen(QColor(COLORS.accent if selected else COLORS.muted))
+            painter.drawText(
+                QRect(rect.right() - 8 - origin_width, rect.top() + 11, origin_width, 18),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                origin,
+            )
+            name_width = text_width - origin_width - 8
         painter.setFont(name_font)
         painter.setPen(QColor(COLORS.text if selected or hovered else COLORS.text_dim))
-        name = painter.fontMetrics().elidedText(
-            str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideRight, text_width
-        )
-        painter.drawText(QRect(text_left, rect.top() + 10, text_width, 20), Qt.AlignmentFlag.AlignLeft, name)
+        name = painter.fontMetrics().elidedText(full_name, Qt.TextElideMode.ElideRight, name_width)
+        painter.drawText(QRect(text_left, rect.top() + 10, name_width, 20), Qt.AlignmentFlag.AlignLeft, name)
 
-        small = QFont(option.font)
-        small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
         painter.setFont(small)
         painter.setPen(QColor(COLORS.muted))
         detail = painter.fontMetrics().elidedText(
@@ -178,8 +201,12 @@ class Sidebar(QFrame):
             )
             item.setData(SNIPPET_ROLE, snippet(character))
             tags = " ".join(str(t) for t in (character.card or {}).get("tags") or [])
-            item.setData(SEARCH_ROLE, f"{character.name} {tags}".lower())
-            item.setToolTip(character.name)
+            origin = origin_caption(character)
+            item.setData(ORIGIN_ROLE, origin)
+            item.setData(SEARCH_ROLE, f"{character.name} {tags} {origin}".lower())
+            item.setToolTip(
+                f"{character.name} — added by the {character.origin} module" if origin else character.name
+            )
             self.list.addItem(item)
         self.list.blockSignals(False)
         self.count_label.setText(str(len(characters)))
@@ -190,6 +217,13 @@ class Sidebar(QFrame):
 
     def names(self) -> list[str]:
         return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def origins(self) -> dict[str, str]:
+        """Name -> the origin caption each row shows ("from dice"; "" for the user's own)."""
+        return {
+            self.list.item(i).text(): str(self.list.item(i).data(ORIGIN_ROLE) or "")
+            for i in range(self.list.count())
+        }
 
     def current_id(self) -> int | None:
         item = self.list.currentItem()

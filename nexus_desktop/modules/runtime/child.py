@@ -213,12 +213,14 @@ class _Module:
             return result if isinstance(result, str) else json.dumps(result, default=str)
         if op in ("filter_message", "answer_message", "reply_did_finish"):
             context = MessageContext(**dict(request.get("context") or {}))
+            # Whatever the hook returned goes back as it is (or its type's name when it is not
+            # JSON): the host decides what counts as text and counts the rest as faults.
             if op == "filter_message":
                 results = hook.message_will_send(message=str(request["message"]), context=context)
-                return next((r for r in results if isinstance(r, str)), None)
+                return _as_sent(results[0]) if results else None
             if op == "answer_message":
                 answer = hook.message_will_be_answered(message=str(request["message"]), context=context)
-                return answer if isinstance(answer, str) else None
+                return _as_sent(answer)
             hook.reply_did_finish(reply=str(request["reply"]), context=context)
             return None
         if op == "run_task":
@@ -228,6 +230,11 @@ class _Module:
         if op == "ping":
             return "pong"
         raise ValueError(f"unknown request {op!r}")
+
+
+def _as_sent(value: Any) -> Any:
+    plain = value is None or isinstance(value, str | int | float | bool | list | dict)
+    return value if plain else {"not_text": type(value).__name__}
 
 
 def _serve(stdin: BinaryIO, channel: Channel) -> None:

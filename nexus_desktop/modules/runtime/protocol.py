@@ -72,6 +72,8 @@ class ModuleRuntimeStatus:
     pid: int | None = None
     refusals: list[str] = field(default_factory=list)
     """What its audit hook refused most recently (newest last)."""
+    interceptor_faults: int = 0
+    """Chat interceptor calls it failed, hung in or answered with garbage; each was skipped."""
 
     @property
     def average_latency_seconds(self) -> float:

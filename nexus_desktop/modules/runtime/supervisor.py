@@ -60,6 +60,8 @@ T = TypeVar("T")
 _BIG_MESSAGE_BYTES = 16 * 1024
 _MAX_REFUSALS_KEPT = 10
 _LOAD_TIMEOUT_FLOOR_SECONDS = 5.0
+MAX_INTERCEPTED_CHARS = 100_000
+"""Longer text from a chat interceptor is garbage, not a message: about 25,000 tokens."""
 
 
 class ModuleRuntimeError(ModuleError):
@@ -115,12 +117,16 @@ class ModuleSupervisor:
         secrets: SecretStore,
         *,
         call_timeout: float = 10.0,
+        interceptor_timeout: float = 2.0,
         memory_limit_mb: int = 512,
         rate_per_minute: int = 120,
     ) -> None:
         self.host = host
         self.secrets = secrets
         self.call_timeout = call_timeout
+        self.interceptor_timeout = interceptor_timeout
+        """Seconds a chat interceptor may take: a reply waits on ``message_will_send`` and
+        ``message_will_be_answered``, so they get far less than a tool call."""
         self.load_timeout = max(_LOAD_TIMEOUT_FLOOR_SECONDS, 2 * call_timeout)
         self.memory_limit_mb = memory_limit_mb
         self.rate_per_minute = rate_per_minute
@@ -211,42 +217,69 @@ class ModuleSupervisor:
         return ToolResult(True, "" if result is None else str(result), None, time.monotonic() - started)
 
     async def filter_message(self, message: str, context: MessageContext) -> str:
-        """``message_will_send`` through every module in turn; a faulty one is skipped."""
+        """``message_will_send`` through every module in turn; a faulty one is skipped and counted."""
         for entry in self._with_hook("message_will_send"):
-            if self._admission(entry) is not None:
-                continue
-            try:
-                result = await self._call(
-                    entry, "filter_message", {"message": message, "context": _plain(context)}
-                )
-            except _Fault:
-                continue
-            if isinstance(result, str):
+            payload = {"message": message, "context": _plain(context)}
+            result = await self._intercept(entry, "filter_message", payload)
+            if result is not None:
                 message = result
         return message
 
     async def answer_message(self, message: str, context: MessageContext) -> str | None:
         """``message_will_be_answered``: the first module that answers wins; faults are skipped."""
         for entry in self._with_hook("message_will_be_answered"):
-            if self._admission(entry) is not None:
-                continue
-            try:
-                result = await self._call(
-                    entry, "answer_message", {"message": message, "context": _plain(context)}
-                )
-            except _Fault:
-                continue
-            if isinstance(result, str):
+            payload = {"message": message, "context": _plain(context)}
+            result = await self._intercept(entry, "answer_message", payload)
+            if result is not None:
                 return result
         return None
 
-    async def run_task(self, module: str, task: str) -> ToolResult:
-        return await self._simple(module, "run_task", {"name": task})
+    async def reply_did_finish(self, reply: str, context: MessageContext) -> None:
+        """``reply_did_finish`` to every module that listens, all at once; never raises, so a caller
+        may fire it and forget it."""
+        payload = {"reply": reply, "context": _plain(context)}
+        entries = self._with_hook("reply_did_finish")
+        await asyncio.gather(
+            *(self._intercept(entry, "reply_did_finish", payload) for entry in entries),
+            return_exceptions=True,
+        )
 
-    async def render_panel(self, module: str, panel: str) -> ToolResult:
-        return await self._simple(module, "render_panel", {"name": panel})
+    async def _intercept(self, entry: _Module, op: str, payload: dict[str, Any]) -> str | None:
+        """One chat interceptor call within ``interceptor_timeout``: its text, or None when the
+        module had nothing to say, failed, hung or answered with something other than text.
 
-    async def _simple(self, module: str, op: str, payload: dict[str, Any]) -> ToolResult:
+        A chat waits on these, so the limit is far shorter than a tool's; a fault is counted in
+        ``interceptor_faults`` (and, like any call's, in the module's failures) and never raised.
+        """
+        if self._admission(entry) is not None:
+            return None
+        try:
+            result = await self._call(entry, op, payload, timeout=self.interceptor_timeout)
+        except _Fault:
+            entry.status.interceptor_faults += 1
+            return None
+        except Exception:  # never let one module's interceptor break a reply
+            log.exception("The %s interceptor of %s failed", op, entry.name)
+            entry.status.interceptor_faults += 1
+            return None
+        if result is None or (isinstance(result, str) and len(result) <= MAX_INTERCEPTED_CHARS):
+            return result
+        shown = f"{len(result):,} characters of text" if isinstance(result, str) else type(result).__name__
+        entry.status.interceptor_faults += 1
+        entry.status.last_error = f"{entry.name} answered {op} with {shown}, not text; it was ignored"
+        log.warning("Module %s answered %s with %s; ignored", entry.name, op, shown)
+        return None
+
+    async def run_task(self, module: str, task: str, *, timeout: float | None = None) -> ToolResult:
+        """``timeout``: seconds the module may take (a scheduled task's own limit); the call limit if None."""
+        return await self._simple(module, "run_task", {"name": task}, timeout=timeout)
+
+    async def render_panel(self, module: str, panel: str, *, timeout: float | None = None) -> ToolResult:
+        return await self._simple(module, "render_panel", {"name": panel}, timeout=timeout)
+
+    async def _simple(
+        self, module: str, op: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> ToolResult:
         started = time.monotonic()
         entry = self._modules.get(module)
         if entry is None or entry.status.state == "stopped":
@@ -255,7 +288,7 @@ class ModuleSupervisor:
         if refusal is not None:
             return ToolResult(False, "", refusal)
         try:
-            result = await self._call(entry, op, payload)
+            result = await self._call(entry, op, payload, timeout=timeout)
         except _Fault as fault:
             return ToolResult(False, "", str(fault), time.monotonic() - started)
         content = result if isinstance(result, str) else json.dumps(result, default=str)
@@ -286,7 +319,9 @@ class ModuleSupervisor:
     async def _in_db(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
 
-    async def _call(self, entry: _Module, op: str, payload: dict[str, Any]) -> Any:
+    async def _call(
+        self, entry: _Module, op: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> Any:
         async with entry.lock:
             if entry.quarantined:
                 raise _Fault(f"The module {entry.name} is quarantined after repeated failures.")
@@ -297,7 +332,9 @@ class ModuleSupervisor:
                     raise _Fault(str(error)) from None
             assert entry.child is not None
             started = time.monotonic()
-            reply = await self._request(entry, entry.child, next(self._ids), {"op": op, **payload})
+            reply = await self._request(
+                entry, entry.child, next(self._ids), {"op": op, **payload}, timeout=timeout or 0
+            )
             elapsed = time.monotonic() - started
             entry.status.calls += 1
             entry.status.total_seconds += elapsed
