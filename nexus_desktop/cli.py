@@ -128,8 +128,10 @@ async def _chat(args: argparse.Namespace) -> int:
         from nexus_desktop.training.in_use import active_router
 
         wants_tools = args.message.lstrip().startswith("/") or core.settings.tools_by_model
-        if wants_tools or active_router(core.store.engine) is not None:
-            await core.start_modules(watch=False)  # tools run in the modules' own processes
+        intercepted = await asyncio.to_thread(_modules_intercept_chat, core)
+        if wants_tools or intercepted or active_router(core.store.engine) is not None:
+            # Tools and chat interceptors run in the modules' own processes.
+            await core.start_modules(watch=False)
         if args.new:
             chat, _ = await core.chat.new_chat(character.id)
         else:
@@ -158,6 +160,22 @@ async def _chat(args: argparse.Namespace) -> int:
         return 0
     finally:
         await core.aclose()
+
+
+def _modules_intercept_chat(core: AppCore) -> bool:
+    """Whether a module that will start implements a chat hook: then every message goes through it,
+    in the CLI as in the window (starting modules costs a process each, so only then)."""
+    from nexus_desktop.modules.manifest import load_manifest
+
+    chat_hooks = {"message_will_send", "message_will_be_answered", "reply_did_finish"}
+    for row in core.modules.host.modules_to_load():
+        try:
+            manifest = load_manifest(Path(row.path), bundled=row.origin == "built-in")
+        except Exception:  # a module that no longer loads is the supervisor's to report
+            continue
+        if chat_hooks & set(manifest.hooks):
+            return True
+    return False
 
 
 def _find_character(core: AppCore, name: str | None) -> Character:

@@ -162,3 +162,45 @@ def test_the_running_app_calls_every_hook_a_module_implements(
     calls = set(log.read_text().splitlines())
     assert set(HOOKS) <= calls, f"never called: {sorted(set(HOOKS) - calls)}"
     assert {"tool ran", "task ran", "panel rendered"} <= calls
+
+
+def test_nexus_chat_runs_the_modules_chat_hooks_too(
+    private_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nexus chat`` goes through the same interceptors as the window: a module's answer
+    replaces the model's, and its filter changes what the model is sent."""
+    from tests.test_cli import nexus
+
+    write_module(tmp_path / "dev" / "everyhook", "everyhook", code=EVERY_HOOK, hooks=HOOKS)
+    with running_chat_server() as server:
+        store = Store(private_data_dir / "nexus.db")
+        store.save_settings(
+            Settings(
+                modules_developer_dir=str(tmp_path / "dev"),
+                source="remote",
+                remote_base_url=server.base_url,
+                remote_model=MODEL,
+                max_tokens=8,
+            )
+        )
+        store.close()
+        monkeypatch.setenv("NEXUS_LOAD_MODULES", "everyhook")
+
+        async def approve() -> None:
+            from nexus_desktop.core import AppCore
+
+            core = AppCore()
+            try:
+                await core.modules.start()
+                await core.modules.approve(await core.modules.review("everyhook"))
+            finally:
+                await core.aclose()
+
+        asyncio.run(approve())
+        answered = nexus("chat", "--new", "knock knock", data_dir=private_data_dir)
+        assert answered.returncode == 0, answered.stderr
+        assert "answered by the module" in answered.stdout
+        filtered = nexus("chat", "my secret plan", data_dir=private_data_dir)
+        assert filtered.returncode == 0, filtered.stderr
+        sent = str(server.chat_requests()[-1])
+        assert "[filtered]" in sent and "secret plan" not in sent
