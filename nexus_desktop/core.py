@@ -39,6 +39,7 @@ from nexus_desktop.training.service import TrainingService
 
 if TYPE_CHECKING:
     from nexus_desktop.control.prometheus import PrometheusSwitch
+    from nexus_desktop.control.tables import TaskRun
     from nexus_desktop.modules.watch import ModuleWatcher
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class AppCore:
         self.tasks.add_builtins()
         self.tasks.sync_modules()
         self.modules.listeners.append(self.tasks.sync_modules)
+        self.scheduler.subscribe(_log_run)
         await self.scheduler.start()
 
     async def update_settings(self, settings: Settings) -> None:
@@ -193,3 +195,13 @@ class AppCore:
         self.collector.close()
         self.metrics.close()
         self.db.close()
+
+
+def _log_run(run: TaskRun) -> None:
+    """The scheduler's observer: a failed or timed-out run goes to the log file with its reason
+    (the grid shows counts; the log keeps what happened)."""
+    if run.outcome in ("error", "timeout"):
+        seconds = run.seconds or 0
+        log.warning("Scheduled task %s: %s after %.1f s: %s", run.task, run.outcome, seconds, run.detail)
+    else:
+        log.info("Scheduled task %s: %s in %.1f s", run.task, run.outcome, run.seconds or 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ plugin = Plugin()
 
 
 def test_the_running_app_calls_every_hook_a_module_implements(
-    private_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    private_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from nexus_desktop.core import AppCore
 
@@ -150,6 +151,11 @@ def test_the_running_app_calls_every_hook_a_module_implements(
 
                 run = await core.scheduler.run_now("everyhook.tick")
                 assert run.outcome == "ok", run.detail
+                for _ in range(100):  # the app's observer logs each run, from a thread of its own
+                    if "Scheduled task everyhook.tick: ok" in caplog.text:
+                        break
+                    await asyncio.sleep(0.05)
+                assert "Scheduled task everyhook.tick: ok" in caplog.text
                 # What the Dashboards page's module panels do every refresh_seconds:
                 [panel] = [p for p in core.modules.supervisor.panels() if p.module == "everyhook"]
                 shown = await core.modules.supervisor.render_panel(panel.module, panel.name)
@@ -157,7 +163,8 @@ def test_the_running_app_calls_every_hook_a_module_implements(
             finally:
                 await core.aclose()
 
-        asyncio.run(use_the_app())
+        with caplog.at_level(logging.INFO, logger="nexus_desktop.core"):
+            asyncio.run(use_the_app())
 
     calls = set(log.read_text().splitlines())
     assert set(HOOKS) <= calls, f"never called: {sorted(set(HOOKS) - calls)}"
