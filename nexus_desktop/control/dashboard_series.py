@@ -27,6 +27,8 @@ UNIX_EPOCH_JULIAN_DAY = 2440587.5
 METRICS = ("tokens_per_second", "first_token_seconds", "seconds")
 """What each series plots: generation speed, time to first token, latency (request to last token)."""
 FETCH_ROWS = 8192
+GAP_SECONDS = 120.0
+"""Calls further apart than this are not joined by a line: the app was idle or closed between."""
 SUMMARY_EVERY_SECONDS = 30.0
 """The percentile table rescans the window (seconds for a busy day): at most this often."""
 
@@ -44,6 +46,7 @@ class Growing:
         return self._end - self._start
 
     def extend(self, xs: Floats, ys: Floats) -> None:
+        xs, ys = self._break_gaps(xs, ys)
         count = len(xs)
         if self._end + count > len(self._x):
             # A fresh buffer: views handed out earlier keep pointing at the old one, unchanged.
@@ -55,6 +58,19 @@ class Growing:
         self._x[self._end : self._end + count] = xs
         self._y[self._end : self._end + count] = ys
         self._end += count
+
+    def _break_gaps(self, xs: Floats, ys: Floats) -> tuple[Floats, Floats]:
+        """A NaN between two points further apart than ``GAP_SECONDS``: the plot draws no line
+        across the hours nothing was asked of a model (its curves connect finite points only)."""
+        if not len(xs):
+            return xs, ys
+        first = self._x[self._end - 1] if self._end > self._start else xs[0]
+        before = np.concatenate(([first], xs[:-1]))
+        gaps = np.nonzero(xs - before > GAP_SECONDS)[0]
+        if not len(gaps):
+            return xs, ys
+        middle = (before[gaps] + xs[gaps]) / 2
+        return np.insert(xs, gaps, middle), np.insert(ys, gaps, np.nan)
 
     def drop_before(self, x_min: float) -> None:
         """Forget points older than ``x_min`` (x is time, appended in order)."""

@@ -154,6 +154,8 @@ class GatesView(LiveView):
         )
         if len(x):
             self.plot.getPlotItem().enableAutoRange()
+            if x.max() - x.min() < 3600:  # one decision (or a few close ones): show the hour around
+                self.plot.setXRange(x.min() - 1800, x.max() + 1800, padding=0)
         if show_latest or self.decision.view not in decisions:
             self.show_decision(len(decisions) - 1)
 
