@@ -2,10 +2,9 @@
 dashboard and the Prometheus endpoint.
 
 ``MetricsRecorder.record`` is called from the event loop (chat, router) and from the gate's
-thread; it must never slow them or fail, so it only appends to a bounded deque (atomic under the
-GIL, no lock), like the training collector.  One writer thread drains the deque and inserts each
-batch in one transaction.  A full deque drops the call and counts it (logged once): losing a metric
-is better than holding up a reply.
+thread; it must never slow them or fail, so it only queues the call (``db.background_writer``, as
+the training collector does), and one writer thread inserts each batch in one transaction.  A full
+queue drops the call and counts it (logged once): losing a metric is better than holding up a reply.
 
 The queries (``inference_summary``, ``inference_series``) are plain synchronous functions: call
 them from a worker thread, never the event loop.
@@ -15,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +25,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 
 from nexus_desktop.control.tables import ModelCall
+from nexus_desktop.db.background_writer import BackgroundWriter
 from nexus_desktop.llm.contract import ChatInput, ChatOutput, ModelSource, RunContext
 
 log = logging.getLogger(__name__)
@@ -75,81 +73,40 @@ def adapter_label(adapter: Path | str | None) -> str:
 
 
 class MetricsRecorder:
+    """Model calls into ``model_call`` rows, written in batches by a thread of its own."""
+
     def __init__(
         self, engine: Engine, *, max_pending: int = 50_000, batch_size: int = 2000, interval: float = 0.25
     ) -> None:
         self.engine = engine
-        self._pending: deque[ModelCall] = deque()
-        self._max_pending = max_pending
-        self._wake_at = max(1, max_pending // 2)
-        self._batch_size = batch_size
-        self._interval = interval
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._stop = False
-        self._closed = False
         self._warned_full = False
         self.received = 0
         self.stored = 0
-        self.dropped = 0
+        self._lost = 0
+        self._writer: BackgroundWriter[ModelCall] = BackgroundWriter(
+            "nexus-metrics", self._write, max_pending=max_pending, batch_size=batch_size, interval=interval
+        )
+
+    @property
+    def dropped(self) -> int:
         """Calls lost because the queue was full, the recorder was closed or the database failed."""
-        self._thread = threading.Thread(target=self._run, name="nexus-metrics", daemon=True)
-        self._thread.start()
+        return self._writer.dropped + self._lost
 
     def record(self, call: ModelCall) -> None:
         """Queue a call's row; never raises, never blocks."""
-        try:
-            if self._closed or len(self._pending) >= self._max_pending:
-                self.dropped += 1
-                if not self._warned_full and not self._closed:
-                    self._warned_full = True
-                    log.warning("Model-call metrics are coming faster than they are stored; dropping some")
-                return
-            self._pending.append(call)
+        if self._writer.put(call):
             self.received += 1
-            if len(self._pending) == self._wake_at:
-                self._wake.set()
-        except Exception:  # metrics must never break the reply that feeds them
-            self.dropped += 1
+        elif not self._warned_full and not self._writer.closed:
+            self._warned_full = True
+            log.warning("Model-call metrics are coming faster than they are stored; dropping some")
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every call recorded so far is stored; False if that took longer than timeout."""
-        deadline = time.monotonic() + timeout
-        while self._thread.is_alive():
-            if not self._pending and self._idle.is_set():
-                return True
-            self._wake.set()
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.002)
-        return not self._pending
+        return self._writer.flush(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Store everything still queued, then stop the writer thread."""
-        self._closed = True
-        self._stop = True
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            stopping = self._stop
-            while self._pending:
-                self._idle.clear()
-                self._write(self._take_batch())
-            self._idle.set()
-            if stopping:
-                return
-
-    def _take_batch(self) -> list[ModelCall]:
-        batch: list[ModelCall] = []
-        pending = self._pending
-        while pending and len(batch) < self._batch_size:
-            batch.append(pending.popleft())
-        return batch
+        self._writer.close(timeout)
 
     def _write(self, batch: list[ModelCall]) -> None:
         rows: list[dict[str, Any]] = []
@@ -160,7 +117,7 @@ class MetricsRecorder:
                 rows.append(row)
             except Exception:
                 log.warning("A model-call row could not be read: %r", call, exc_info=True)
-                self.dropped += 1
+                self._lost += 1
         if not rows:
             return
         for attempt in range(_WRITE_ATTEMPTS):
@@ -172,7 +129,7 @@ class MetricsRecorder:
             except Exception as error:
                 log.warning("Storing model-call metrics failed (attempt %d): %s", attempt + 1, _brief(error))
                 time.sleep(0.1 * (attempt + 1))
-        self.dropped += len(rows)
+        self._lost += len(rows)
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,23 @@
 """The collector: chat hands it signals, a writer thread turns them into examples in SQLite.
 
 ``collect`` is called from the UI's event loop and must never fail or slow it down, so it only
-appends to a bounded in-memory deque (atomic under the GIL, no lock).  The writer thread wakes
-every ``interval`` seconds (or when the deque is half full), converts, filters and de-duplicates the
-signals and inserts them in one transaction per batch.  ``flush()`` and ``close()`` wait until
-every collected signal is on disk.
+queues the signal (``db.background_writer``).  The writer thread converts, filters and
+de-duplicates the signals and inserts them in one transaction per batch.  ``flush()`` and
+``close()`` wait until every collected signal is on disk.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nexus_desktop.db.background_writer import BackgroundWriter
 from nexus_desktop.training.examples import Example, Signal, examples_from, rejection_reason
 
 log = logging.getLogger(__name__)
@@ -46,59 +45,37 @@ class Collector:
         self, database: Path, *, max_pending: int = 100_000, batch_size: int = 2000, interval: float = 0.05
     ) -> None:
         self.database = database
-        self._pending: deque[Signal] = deque()
-        self._max_pending = max_pending
-        self._wake_at = max(1, max_pending // 2)
-        self._batch_size = batch_size
-        self._interval = interval
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._stop = False
-        self._closed = False
+        self._connection: sqlite3.Connection | None = None
         self._seen: set[str] = set()
         self._received = 0
-        self._dropped = 0
+        self._lost = 0
         self._stored = 0
         self._duplicates = 0
         self._errors = 0
         self._rejected: Counter[str] = Counter()
-        self._thread = threading.Thread(target=self._run, name="nexus-collector", daemon=True)
-        self._thread.start()
+        self._writer: BackgroundWriter[Signal] = BackgroundWriter(
+            "nexus-collector",
+            self._write,
+            max_pending=max_pending,
+            batch_size=batch_size,
+            interval=interval,
+            finish=self._disconnect,
+        )
 
     # The caller's side: cheap and infallible ---------------------------------------------------
 
     def collect(self, signal: Signal) -> None:
         """Queue a signal; never raises, never blocks."""
-        try:
-            if self._closed or len(self._pending) >= self._max_pending:
-                self._dropped += 1
-                return
-            self._pending.append(signal)
+        if self._writer.put(signal):
             self._received += 1
-            if len(self._pending) == self._wake_at:
-                self._wake.set()
-        except Exception:  # a collector must never break the chat that feeds it
-            self._dropped += 1
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything collected so far is stored; False if that took longer than timeout."""
-        deadline = time.monotonic() + timeout
-        while self._thread.is_alive():
-            if not self._pending and self._idle.is_set():
-                return True
-            self._wake.set()
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.002)
-        return not self._pending
+        return self._writer.flush(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Store everything still queued, then stop the writer thread."""
-        self._closed = True
-        self._stop = True
-        self._wake.set()
-        self._thread.join(timeout)
+        self._writer.close(timeout)
 
     def stats(self) -> CollectorStats:
         return CollectorStats(
@@ -106,49 +83,35 @@ class Collector:
             stored=self._stored,
             duplicates=self._duplicates,
             rejected=dict(self._rejected),
-            dropped=self._dropped,
+            dropped=self._writer.dropped + self._lost,
             errors=self._errors,
         )
 
     # The writer thread --------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        connection: sqlite3.Connection | None = None
+    def _write(self, batch: list[Signal]) -> None:
         try:
-            connection = sqlite3.connect(self.database, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA busy_timeout=5000")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._load_seen(connection)
-            while True:
-                self._wake.wait(self._interval)
-                self._wake.clear()
-                stopping = self._stop
-                while self._pending:
-                    self._idle.clear()
-                    self._write_batch(connection, self._take_batch())
-                self._idle.set()
-                if stopping:
-                    break
+            if self._connection is None:
+                self._connection = sqlite3.connect(
+                    self.database, isolation_level=None, check_same_thread=False
+                )
+                self._connection.execute("PRAGMA busy_timeout=5000")
+                self._connection.execute("PRAGMA synchronous=NORMAL")
+                self._load_seen(self._connection)
+            self._write_batch(self._connection, batch)
         except Exception:
             log.exception("The training collector stopped; new signals are not stored")
             self._errors += 1
-            self._dropped += len(self._pending)
-            self._pending.clear()
-            self._closed = True
-        finally:
-            self._idle.set()
-            if connection is not None:
-                connection.close()
+            self._lost += len(batch)
+            raise
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def _load_seen(self, connection: sqlite3.Connection) -> None:
         self._seen.update(row[0] for row in connection.execute("SELECT content_hash FROM training_example"))
-
-    def _take_batch(self) -> list[Signal]:
-        batch: list[Signal] = []
-        pending = self._pending
-        while pending and len(batch) < self._batch_size:
-            batch.append(pending.popleft())
-        return batch
 
     def _rows(self, batch: list[Signal]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
@@ -200,4 +163,4 @@ class Collector:
                 log.warning("Storing training examples failed (attempt %d)", attempt + 1, exc_info=True)
                 time.sleep(0.1 * (attempt + 1))
         self._errors += 1
-        self._dropped += len(rows)
+        self._lost += len(rows)
