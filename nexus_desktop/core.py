@@ -40,6 +40,7 @@ from nexus_desktop.training.service import TrainingService
 if TYPE_CHECKING:
     from nexus_desktop.control.prometheus import PrometheusSwitch
     from nexus_desktop.control.tables import TaskRun
+    from nexus_desktop.modules.runtime.supervisor import ModuleSupervisor
     from nexus_desktop.modules.watch import ModuleWatcher
 
 log = logging.getLogger(__name__)
@@ -104,14 +105,18 @@ class AppCore:
             route=self.router.route,
             governor=self.governor,
             # The modules' chat hooks (message_will_send, ..._will_be_answered, reply_did_finish).
-            get_interceptors=lambda: self.modules.supervisor if self._modules_started else None,
+            get_interceptors=self.running_modules,
             record_call=self.metrics.record,
         )
         self.seed_default_characters()
 
+    def running_modules(self) -> ModuleSupervisor | None:
+        """The module supervisor once the modules have started (their tools, hooks and panels)."""
+        return self.modules.supervisor if self._modules_started else None
+
     def _tools(self) -> CombinedTools:
         """The tools a reply may call: the app's built-ins, then the running modules' tools."""
-        return CombinedTools(self.builtin_tools, self.modules.supervisor if self._modules_started else None)
+        return CombinedTools(self.builtin_tools, self.running_modules())
 
     def seed_default_characters(self) -> None:
         """On first run, add the bundled characters so there is someone to talk to.

@@ -123,8 +123,7 @@ class Application:
         self.window.add_page("training", "Training", "chart", training_page)
         # Light until first shown: each view is built, and starts reading, when it is opened.
         dashboards_page = DashboardsPage()
-        running = lambda: core.modules.supervisor if core._modules_started else None  # noqa: E731
-        dashboards_page.bind(core.store.engine, running)
+        dashboards_page.bind(core.store.engine, core.running_modules)
         self.window.add_page("dashboards", "Dashboards", "gauge", dashboards_page)
 
         def notify(notice: Any) -> None:
