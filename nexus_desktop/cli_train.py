@@ -58,6 +58,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     route = subparsers.add_parser("route", help="print the intent label of a message")
     route.add_argument("message")
     route.add_argument("--model", help="a GGUF base model instead of the router's own")
+    route.add_argument(
+        "--correct",
+        metavar="LABEL",
+        help="record what the message should have been routed to (training data for the router), "
+        "as the chat's 'Was it right?' card does",
+    )
 
 
 def _engine() -> Engine:
@@ -289,16 +295,42 @@ async def _route(engine: Engine, args: argparse.Namespace) -> int:
     from nexus_desktop.training.zoo import get_spec
 
     spec = get_spec("router")
+    if args.correct is not None and args.correct not in spec.labels:
+        raise ValueError(f"{args.correct!r} is not a router label; use one of {', '.join(spec.labels)}.")
     active = AdapterRegistry(engine).active(spec.id)
     base = Path(args.model).expanduser() if args.model else spec.base_model_path()
     adapter = active.adapter_path if active is not None and not args.model else None
     source = LocalLlamaSource(base, context_size=1024, threads=1, lora_path=adapter)
     try:
         messages = [ChatMessage("system", spec.system_prompt), ChatMessage("user", args.message)]
-        print(await classify(source, messages, spec.labels))
+        label = await classify(source, messages, spec.labels)
     finally:
         await source.aclose()
+    print(label)
+    if args.correct is not None:
+        _record_route(args.message, label, args.correct)
     return 0
+
+
+def _record_route(text: str, label: str, corrected: str) -> None:
+    """The example the chat's card records: a confirmation when the router was right, else a
+    correction (``route_corrected``), stored through the app's own collector."""
+    from nexus_desktop import paths
+    from nexus_desktop.training.collector import Collector
+    from nexus_desktop.training.examples import RouteDecided
+
+    right = label == corrected
+    collector = Collector(paths.database_path())
+    try:
+        collector.collect(RouteDecided(text, label, right, None if right else corrected))
+    finally:
+        collector.close()
+    stats = collector.stats()
+    if stats.stored + stats.duplicates == 0:
+        raise RuntimeError("The correction could not be stored; see the log file (nexus doctor shows where).")
+    kind = "confirmation" if right else f"correction ({label} -> {corrected})"
+    note = " (already recorded)" if stats.duplicates else ""
+    print(f"Recorded a router {kind}{note}; it trains the router at the next training check.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

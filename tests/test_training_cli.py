@@ -133,3 +133,38 @@ def test_route_prints_only_a_label_with_the_base_model_and_with_a_promoted_adapt
     assert result.stdout.strip() in LABELS
     rolled_back = nexus("train", "rollback", "router", data_dir=private_data_dir)
     assert "now uses its base model" in rolled_back.stdout
+
+
+def router_examples(data_dir: Path) -> list[tuple[str, str]]:
+    store = Store(data_dir / "nexus.db")
+    try:
+        with store.engine.connect() as conn:
+            query = "SELECT signal, payload FROM training_example WHERE dataset = 'router'"
+            rows = conn.exec_driver_sql(query)
+            return [(signal, json.loads(payload)["label"]) for signal, payload in rows]
+    finally:
+        store.close()
+
+
+def test_route_correct_records_the_example_the_chat_card_would(private_data_dir: Path) -> None:
+    text = "yo chuck a d20 4 me"
+    said = nexus("route", text, data_dir=private_data_dir).stdout.strip()
+    other = next(label for label in LABELS if label != said)
+    wrong = nexus("route", "--correct", other, text, data_dir=private_data_dir)
+    assert wrong.returncode == 0, wrong.stderr
+    assert wrong.stdout.splitlines()[0] == said and "correction" in wrong.stdout
+    right = nexus("route", "--correct", said, text, data_dir=private_data_dir)
+    assert right.returncode == 0, right.stderr
+    assert "confirmation" in right.stdout
+    assert sorted(router_examples(private_data_dir)) == sorted(
+        [("route_corrected", other), ("route_confirmed", said)]
+    )
+
+
+def test_route_correct_with_an_unknown_label_names_the_labels_and_records_nothing(
+    private_data_dir: Path,
+) -> None:
+    result = nexus("route", "--correct", "dance", "yo chuck a d20", data_dir=private_data_dir)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "'dance' is not a router label" in result.stderr and "roll_dice" in result.stderr
+    assert router_examples(private_data_dir) == []
