@@ -83,3 +83,18 @@ def test_an_approved_candidate_of_an_auto_promote_model_goes_live(
     active = AdapterRegistry(store.engine).active("router")
     assert active is not None and active.adapter_path == adapter and not active.override
     assert verdict.promotion.decision_id == verdict.record.id
+
+
+def test_the_consistency_check_covers_every_label_of_the_suite_not_just_its_first_rows() -> None:
+    from nexus_desktop.llm.contract import ChatMessage
+    from nexus_desktop.training.benchsuite import SuiteItem, load_suite, spread_across_labels
+    from nexus_desktop.training.zoo import get_spec
+
+    spec = get_spec("router")
+    assert spec.benchmark_path is not None
+    items = load_suite(spec.benchmark_path, spec.system_prompt)
+    chosen = spread_across_labels(items, 20)
+    assert len(chosen) == 20 == len(set(chosen))
+    assert {items[i].expected for i in chosen} == set(spec.labels)
+    few = [SuiteItem((ChatMessage("user", str(n)),), "a" if n < 5 else "b") for n in range(7)]
+    assert spread_across_labels(few, 3) == [0, 1, 5] and spread_across_labels(few, 50) == list(range(7))

@@ -82,6 +82,24 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def spread_across_labels(items: Sequence[SuiteItem], count: int) -> list[int]:
+    """Indexes of ``count`` items taken in turn from each expected label (in file order), so the
+    consistency check covers every label, not only the first rows of the file (which may all be
+    one label)."""
+    by_label: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_label.setdefault(item.expected, []).append(index)
+    queues = list(by_label.values())
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < min(count, len(items)):
+        for queue in queues:
+            if depth < len(queue) and len(chosen) < count:
+                chosen.append(queue[depth])
+        depth += 1
+    return sorted(chosen)
+
+
 async def score_source(
     source: ModelSource,
     items: Sequence[SuiteItem],
@@ -101,8 +119,9 @@ async def score_source(
         first.append(answer)
         correct += answer == item.expected
     stable = 0
-    checked = items[:consistency_items] if repeats > 0 else []
-    for index, item in enumerate(checked):
+    checked = spread_across_labels(items, consistency_items) if repeats > 0 else []
+    for index in checked:
+        item = items[index]
         answers = {first[index]}
         for run in range(repeats):
             answers.add(
