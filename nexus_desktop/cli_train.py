@@ -48,12 +48,17 @@ def add_subcommands(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     history = gate_commands.add_parser("history", help="every gate decision with its numbers")
     history.add_argument("model_id", nargs="?")
 
-    dataset = subparsers.add_parser("dataset", help="export collected training data")
+    dataset = subparsers.add_parser("dataset", help="export collected training data, or import your own")
     dataset_commands = dataset.add_subparsers(dest="action", required=True, metavar="ACTION")
     export = dataset_commands.add_parser("export", help="write a model's dataset as JSONL")
     export.add_argument("model_id")
     export.add_argument("--format", choices=["alpaca", "sharegpt", "dpo", "messages"], default="alpaca")
     export.add_argument("--out", type=Path, help="output file (default: stdout)")
+    importer = dataset_commands.add_parser(
+        "import", help="add your own examples from JSONL: Alpaca, ShareGPT or text/label rows"
+    )
+    importer.add_argument("model_id")
+    importer.add_argument("file", type=Path)
 
     route = subparsers.add_parser("route", help="print the intent label of a message")
     route.add_argument("message")
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "gate":
             return _gate_history(engine, args.model_id)
         if args.command == "dataset":
-            return _export(engine, args)
+            return _import(engine, args) if args.action == "import" else _export(engine, args)
         if args.command == "route":
             return asyncio.run(_route(engine, args))
         return 2
@@ -284,6 +289,16 @@ def _export(engine: Engine, args: argparse.Namespace) -> int:
         f"Wrote {count} {args.format} records to {args.out}"
         + (f" (LLaMA-Factory entry in {info.name})" if info else "")
     )
+    return 0
+
+
+def _import(engine: Engine, args: argparse.Namespace) -> int:
+    from nexus_desktop.training.importer import import_file
+    from nexus_desktop.training.zoo import get_spec
+
+    spec = get_spec(args.model_id)
+    report = import_file(engine, spec, args.file.expanduser())
+    print(report.summary(spec.id))
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,27 @@ def test_the_tray_draws_progress_on_a_real_tray_icon(
 
     run(qtbot, wait_for_running_ops())
     run(qtbot, service.aclose())
+
+
+def test_import_adds_the_good_rows_and_the_banner_names_the_bad_line(
+    qtbot: Any, qt_loop: asyncio.AbstractEventLoop, engine: Engine, tmp_path: Path
+) -> None:
+    service = make_service(engine, tmp_path)
+    page = open_page(qtbot, service)
+    model_id = page.current_model_id()
+    rows = [
+        {
+            "conversations": [
+                {"from": "human", "value": "Status?"},
+                {"from": "gpt", "value": "All green, captain."},
+            ]
+        },
+        "not json at all",
+    ]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    page.import_dataset(data)
+    qtbot.waitUntil(lambda: bool(banner_texts(page.banners, "warning")), timeout=LONG)
+    [shown] = banner_texts(page.banners, "warning")
+    assert f"Imported 1 of 2 rows into {model_id}" in shown and "line 2: not JSON" in shown
+    close(qtbot, page, service)

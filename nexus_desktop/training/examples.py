@@ -76,6 +76,10 @@ class RouteDecided:
 
 Signal = ReplySaved | ReplyRated | ReplyEdited | SwipeChosen | ToolCalled | RouteDecided
 
+IMPORTED = "imported"
+"""The signal of an example the user imported (``training.importer``): every zoo model trains on
+its own imported examples, whatever signals it learns from."""
+
 
 # Examples -------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from nexus_desktop import paths
 from nexus_desktop.training import pipeline
 from nexus_desktop.training.datasets import write_dataset_info, write_jsonl
 from nexus_desktop.training.gate import decision_history
+from nexus_desktop.training.importer import ImportReport, import_file
 from nexus_desktop.training.jobs import FINISHED, JobManager, JobState, default_trainer_command
 from nexus_desktop.training.registry import AdapterRegistry
 from nexus_desktop.training.tables import AdapterEvent, GateDecisionRecord, TrainingJob
@@ -426,6 +427,10 @@ class TrainingService:
             return count
 
         return await self._call(export)
+
+    async def import_dataset(self, model_id: str, path: Path) -> ImportReport:
+        """Add the good rows of a JSONL file (Alpaca, ShareGPT or text/label) as the model's examples."""
+        return await self._call(lambda: import_file(self.engine, self._spec(model_id), path))
 
     async def aclose(self, *, stop_training: bool = True) -> None:
         manager = self._manager

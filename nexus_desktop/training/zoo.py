@@ -27,6 +27,7 @@ from nexus_desktop.training.datasets import (
     to_dpo,
     to_sharegpt,
 )
+from nexus_desktop.training.examples import IMPORTED
 from nexus_desktop.training.tables import TrainingExample
 
 TaskType = Literal["chat_persona", "classifier", "tool_dispatch", "evaluator"]
@@ -184,14 +185,14 @@ def candidate_count(engine: Engine, spec: ZooSpec, since: datetime | None = None
             .where(TrainingExample.dataset == spec.dataset, TrainingExample.kind == spec.example_kind)
         )
         if spec.signals:
-            query = query.where(col(TrainingExample.signal).in_(spec.signals))
+            query = query.where(col(TrainingExample.signal).in_([*spec.signals, IMPORTED]))
         if since is not None:
             query = query.where(col(TrainingExample.created_at) > since)
         return int(s.exec(query).one())
 
 
 def _collected(engine: Engine, spec: ZooSpec, kind: str) -> list[dict[str, Any]]:
-    signals = spec.signals or None
+    signals = [*spec.signals, IMPORTED] if spec.signals else None
     return [row.payload for row in iter_examples(engine, spec.dataset, kind, signals)]
 
 

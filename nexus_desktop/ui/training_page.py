@@ -137,6 +137,12 @@ class TrainingPage(QWidget):
         export_row.addWidget(self.format_picker, 1)
         export_row.addWidget(self.export_button, 1)
         layout.addLayout(export_row)
+        self.import_button = push_button("Import data…", icon_name="import")
+        self.import_button.setToolTip(
+            "Add your own examples to this model: a JSONL file of Alpaca, ShareGPT or text/label rows"
+        )
+        self.import_button.clicked.connect(lambda: self.import_dataset())
+        layout.addWidget(self.import_button)
         self.rollback_button = push_button("Roll back adapter", icon_name="left")
         self.rollback_button.setToolTip("Return to the previous adapter (or the base model); recorded")
         self.rollback_button.clicked.connect(self.rollback)
@@ -472,6 +478,27 @@ class TrainingPage(QWidget):
         if self.service is not None and model_id is not None:
             service = self.service
             self._act(service.rollback(model_id))
+
+    def import_dataset(self, path: Path | None = None) -> None:
+        """Ask for a JSONL file and add its good rows to the current model (``path`` skips the dialog)."""
+        model_id = self.current_model_id()
+        if self.service is None or model_id is None:
+            return
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(
+                self, f"Import examples for {model_id}", "", "JSON lines (*.jsonl *.json);;All files (*)"
+            )
+            if not chosen:
+                return
+            path = Path(chosen)
+        service = self.service
+
+        def imported(report: Any) -> None:
+            summary = report.summary(model_id)
+            kind = "warning" if report.problems or report.missing_labels else "info"
+            self.banners.show_banner(kind, summary.replace("\n", " "))
+
+        self._act(service.import_dataset(model_id, path), imported)
 
     def export_dataset(self, path: Path | None = None) -> None:
         """Ask where to write the current model's dataset (``path`` skips the dialog)."""
