@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import traceback
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -212,24 +209,3 @@ def _took(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}min"
     return f"{seconds / 3600:.1f}h"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """These commands alone, with the same one-line errors as ``nexus``."""
-    parser = argparse.ArgumentParser(prog="nexus")
-    add_subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as error:
-        if os.environ.get("NEXUS_DEBUG"):
-            traceback.print_exc()
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"nexus: error: {message}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
