@@ -100,6 +100,20 @@ plugin = Plugin()
 """
 
 
+def use_module_and_server(data_dir: Path, developer_dir: Path, base_url: str) -> None:
+    """Settings for an app that loads the developer folder's modules and talks to the test server."""
+    store = Store(data_dir / "nexus.db")
+    settings = Settings(
+        modules_developer_dir=str(developer_dir),
+        source="remote",
+        remote_base_url=base_url,
+        remote_model=MODEL,
+        max_tokens=8,
+    )
+    store.save_settings(settings)
+    store.close()
+
+
 def test_the_running_app_calls_every_hook_a_module_implements(
     private_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -112,17 +126,7 @@ def test_the_running_app_calls_every_hook_a_module_implements(
     log = private_data_dir / "module-data" / "everyhook" / "calls.log"
 
     with running_chat_server() as server:
-        store = Store(private_data_dir / "nexus.db")
-        store.save_settings(
-            Settings(
-                modules_developer_dir=str(tmp_path / "dev"),
-                source="remote",
-                remote_base_url=server.base_url,
-                remote_model=MODEL,
-                max_tokens=8,
-            )
-        )
-        store.close()
+        use_module_and_server(private_data_dir, tmp_path / "dev", server.base_url)
 
         async def use_the_app() -> None:
             core = AppCore()
@@ -180,17 +184,7 @@ def test_nexus_chat_runs_the_modules_chat_hooks_too(
 
     write_module(tmp_path / "dev" / "everyhook", "everyhook", code=EVERY_HOOK, hooks=HOOKS)
     with running_chat_server() as server:
-        store = Store(private_data_dir / "nexus.db")
-        store.save_settings(
-            Settings(
-                modules_developer_dir=str(tmp_path / "dev"),
-                source="remote",
-                remote_base_url=server.base_url,
-                remote_model=MODEL,
-                max_tokens=8,
-            )
-        )
-        store.close()
+        use_module_and_server(private_data_dir, tmp_path / "dev", server.base_url)
         monkeypatch.setenv("NEXUS_LOAD_MODULES", "everyhook")
 
         async def approve() -> None:
