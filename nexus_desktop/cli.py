@@ -125,11 +125,13 @@ async def _chat(args: argparse.Namespace) -> int:
         if args.max_tokens:
             core.settings = core.settings.model_copy(update={"max_tokens": args.max_tokens})
         assert character.id is not None
-        from nexus_desktop.training.in_use import active_router
+        from nexus_desktop.training.in_use import active_router, lexical_router
 
         wants_tools = args.message.lstrip().startswith("/") or core.settings.tools_by_model
         intercepted = await asyncio.to_thread(_modules_intercept_chat, core)
-        if wants_tools or intercepted or active_router(core.store.engine) is not None:
+        engine = core.store.engine
+        routed = active_router(engine) is not None or lexical_router(engine) is not None
+        if wants_tools or intercepted or routed:
             # Tools and chat interceptors run in the modules' own processes.
             await core.start_modules(watch=False)
         if args.new:

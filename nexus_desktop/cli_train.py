@@ -212,7 +212,10 @@ def _gate(engine: Engine, job: TrainingJob, out: TextIO) -> None:
     finally:
         metrics.close()
     outcome = "promoted" if verdict.promotion else ("approved" if verdict.decision.promote else "rejected")
+    from nexus_desktop.training.gate import figures
+
     print(f"Gate ({verdict.decision.policy}): {outcome}. {verdict.decision.reason}", file=out)
+    print(f"  {figures(verdict.decision.numbers())}", file=out)
 
 
 def _settle(engine: Engine) -> None:
@@ -258,7 +261,7 @@ def _follow(manager: JobManager, job_id: int) -> TrainingJob:
 
 
 def _gate_history(engine: Engine, model_id: str | None) -> int:
-    from nexus_desktop.training.gate import decision_history
+    from nexus_desktop.training.gate import decision_history, figures
 
     decisions = decision_history(engine, model_id)
     if not decisions:
@@ -270,6 +273,7 @@ def _gate_history(engine: Engine, model_id: str | None) -> int:
             f"{record.reason}"
         )
         print(f"    {json.dumps(record.numbers, sort_keys=True)}")
+        print(f"    {figures(record.numbers or {})}")
     return 0
 
 
@@ -306,6 +310,7 @@ async def _route(engine: Engine, args: argparse.Namespace) -> int:
     from nexus_desktop.llm.contract import ChatMessage
     from nexus_desktop.llm.local import LocalLlamaSource
     from nexus_desktop.training.benchsuite import classify
+    from nexus_desktop.training.in_use import lexical_router
     from nexus_desktop.training.registry import AdapterRegistry
     from nexus_desktop.training.zoo import get_spec
 
@@ -313,15 +318,24 @@ async def _route(engine: Engine, args: argparse.Namespace) -> int:
     if args.correct is not None and args.correct not in spec.labels:
         raise ValueError(f"{args.correct!r} is not a router label; use one of {', '.join(spec.labels)}.")
     active = AdapterRegistry(engine).active(spec.id)
-    base = Path(args.model).expanduser() if args.model else spec.base_model_path()
-    adapter = active.adapter_path if active is not None and not args.model else None
-    source = LocalLlamaSource(base, context_size=1024, threads=1, lora_path=adapter)
-    try:
-        messages = [ChatMessage("system", spec.system_prompt), ChatMessage("user", args.message)]
-        label = await classify(source, messages, spec.labels)
-    finally:
-        await source.aclose()
-    print(label)
+    words = lexical_router(engine) if active is None and not args.model else None
+    if words is not None:
+        label = words.predict(args.message)
+        print(label)
+        print(
+            "(the bag-of-words router: the last gate decision found it as good as the learned one)",
+            file=sys.stderr,
+        )
+    else:
+        base = Path(args.model).expanduser() if args.model else spec.base_model_path()
+        adapter = active.adapter_path if active is not None and not args.model else None
+        source = LocalLlamaSource(base, context_size=1024, threads=1, lora_path=adapter)
+        try:
+            messages = [ChatMessage("system", spec.system_prompt), ChatMessage("user", args.message)]
+            label = await classify(source, messages, spec.labels)
+        finally:
+            await source.aclose()
+        print(label)
     if args.correct is not None:
         _record_route(args.message, label, args.correct)
     return 0

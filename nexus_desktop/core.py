@@ -34,7 +34,7 @@ from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
 from nexus_desktop.training import pipeline
 from nexus_desktop.training.collector import Collector
-from nexus_desktop.training.in_use import active_router, persona_adapter
+from nexus_desktop.training.in_use import active_router, lexical_router, persona_adapter
 from nexus_desktop.training.service import TrainingService
 
 if TYPE_CHECKING:
@@ -91,7 +91,11 @@ class AppCore:
         )
         self.tasks = AppTasks(self.scheduler, self.loop, self.modules.supervisor)
         self._scheduler_started = False
-        self.router = IntentRouter(lambda: active_router(self.store.engine), record_call=self.metrics.record)
+        self.router = IntentRouter(
+            lambda: active_router(self.store.engine),
+            lexical=lambda: lexical_router(self.store.engine),
+            record_call=self.metrics.record,
+        )
         # Character policies: budgets, tool cooldowns and prerequisites, enforced on every reply.
         self.governor = Governor(self.store.engine)
         # The app's own features come through the same hooks as modules (modules/builtin.py).

@@ -2,16 +2,15 @@
 
 rated chats → export → a real LoRA job in a subprocess → GGUF adapter → gate → promote →
 a chat reply served by llama.cpp with the adapter → rollback restores the base replies exactly.
-And a deliberately worse candidate (trained on shuffled labels) is rejected and never active.
+This checks the wiring with a two-step run; that training changes what a model says, and that the
+gate tells a good run from a shuffled one, is shown by tests/test_learning_controls.py.
 Slow: minutes on a shared CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import random
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,11 @@ import pytest
 
 from nexus_desktop.chat.service import ReplySaved
 from nexus_desktop.core import AppCore
-from nexus_desktop.training.datasets import read_jsonl, write_jsonl
 from nexus_desktop.training.gate import decision_history
 from nexus_desktop.training.jobs import JobManager, JobState, default_trainer_command, repo_root
 from nexus_desktop.training.pipeline import judge, prepare
 from nexus_desktop.training.registry import AdapterRegistry
-from nexus_desktop.training.zoo import export_records, get_spec, load_zoo
+from nexus_desktop.training.zoo import export_records, get_spec
 
 TRAINER = repo_root() / ".venv-train" / "bin" / "python"
 QUESTIONS = [
@@ -129,47 +127,4 @@ def test_rated_chats_train_a_persona_adapter_that_chat_uses_and_rollback_removes
     assert getattr(core.sources.current, "_lora_path", "unset") is None
     assert restored.message.content == base_reply  # greedy decoding: exactly the base model's reply
     assert [e.action for e in registry.history(spec.id)] == ["promote", "rollback"]
-    asyncio.run(core.aclose())
-
-
-def test_a_candidate_trained_on_shuffled_labels_is_rejected_and_never_active(
-    private_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    router = load_zoo()["router"]
-    assert router.seed_path is not None and router.benchmark_path is not None
-    rows = list(read_jsonl(router.seed_path))[:24]
-    labels = [row["messages"][-1]["content"] for row in rows]
-    random.Random(7).shuffle(labels)
-    for row, label in zip(rows, labels, strict=True):
-        row["messages"][-1]["content"] = label  # garbage targets
-    write_jsonl(rows, tmp_path / "shuffled.jsonl")
-
-    by_label: dict[str, list[str]] = {}
-    for line in router.benchmark_path.read_text(encoding="utf-8").splitlines():
-        by_label.setdefault(json.loads(line)["messages"][-1]["content"], []).append(line)
-    suite = [line for lines in by_label.values() for line in lines[:8]]
-    (tmp_path / "suite.jsonl").write_text("\n".join(suite) + "\n", encoding="utf-8")
-    zoo = tmp_path / "zoo"
-    zoo.mkdir()
-    spec_text = router.source.read_text(encoding="utf-8")  # type: ignore[union-attr]
-    (zoo / "router.toml").write_text(
-        spec_text.replace(
-            'benchmark = "benchmarks/router_heldout.jsonl"', f'benchmark = "{tmp_path / "suite.jsonl"}"'
-        ),
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("NEXUS_ZOO_DIR", str(zoo))
-    spec = get_spec("router")
-    assert spec.auto_promote  # so only the gate stands between this candidate and the chat
-
-    core = greedy_core()
-    plan_hyper = prepare(core.store.engine, spec, tmp_path / "plan", device="cpu").hyperparameters
-    job = train(core, spec.id, spec.base_model_path(), tmp_path / "shuffled.jsonl", None, plan_hyper)
-    verdict = asyncio.run(judge(core.store.engine, spec, job, repeats=1, consistency_items=6))
-
-    assert not verdict.decision.promote, verdict.decision.reason
-    assert verdict.promotion is None
-    assert AdapterRegistry(core.store.engine).active(spec.id) is None
-    [record] = decision_history(core.store.engine, spec.id)
-    assert not record.promote and set(record.numbers["candidate"]) >= {"accuracy"}
     asyncio.run(core.aclose())

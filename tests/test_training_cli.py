@@ -13,6 +13,7 @@ import pytest
 from nexus_desktop.db.store import Store
 from nexus_desktop.training.collector import Collector
 from nexus_desktop.training.examples import ReplyRated, RouteDecided
+from nexus_desktop.training.zoo import get_spec
 from tests.test_training_gate import make_lora_adapter
 from tests.test_training_jobs import fake_python
 
@@ -60,18 +61,24 @@ def test_dataset_export_writes_alpaca_lines_and_the_llama_factory_entry(
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert len(records) == 481  # the 480 seed examples and the collected one
+    assert len(records) == seed_rows() + 1  # the seed examples and the collected one
     assert {r["output"] for r in records} == set(LABELS)
     assert records[-1]["instruction"] == "remind me that the key is under the mat"
     info = json.loads((out.parent / "dataset_info.json").read_text(encoding="utf-8"))
     assert info["nexus_router_alpaca"]["file_name"] == "router.jsonl"
 
 
+def seed_rows() -> int:
+    seed = get_spec("router").seed_path
+    assert seed is not None
+    return len(seed.read_text(encoding="utf-8").splitlines())
+
+
 def test_dry_run_shows_the_plan_with_size_based_hyperparameters(private_data_dir: Path) -> None:
     result = nexus("train", "run", "router", "--dry-run", data_dir=private_data_dir)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert plan["train_examples"] + plan["eval_examples"] == 480
+    assert plan["train_examples"] + plan["eval_examples"] == seed_rows()
     assert plan["eval_examples"] > 0
     hp = plan["hyperparameters"]
     assert (hp["lora_r"], hp["lora_alpha"], hp["learning_rate"], hp["batch_size"]) == (8, 16, 1e-3, 8)

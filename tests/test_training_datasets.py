@@ -65,9 +65,11 @@ def store(tmp_path: Path) -> Store:
     return store
 
 
-def test_the_shipped_zoo_has_the_router_a_persona_and_an_evaluator() -> None:
+def test_the_shipped_zoo_has_the_router_and_a_persona() -> None:
     zoo = load_zoo()
-    assert {"router", "persona-vega", "reply-quality"} <= set(zoo)
+    # The reply-quality evaluator is out until it has a held-out suite to be judged on (its
+    # examples are still collected in the reply_quality dataset).
+    assert {"router", "persona-vega"} <= set(zoo)
     router = zoo["router"]
     assert router.labels == (
         "chat",

@@ -1,7 +1,9 @@
 """The intent router in chat: a promoted router adapter decides reply, tool call or module build.
 
-Without a promoted router the chat runs tools on typed commands only (and, if the user opted in,
-lets the chat model pick); the base model alone routes at chance level, so it is never used here.
+Without a promoted router, the bag-of-words classifier the gate saved routes instead when the
+latest gate decision found it at least as good as the learned router (no model call is worth
+making then).  Without either the chat runs tools on typed commands only (and, if the user opted
+in, lets the chat model pick); the base model alone routes at chance level, so it is never used.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from nexus_desktop.control.metrics import CallSite, RecordCall, adapter_label
 from nexus_desktop.llm.contract import ChatMessage, ModelError, ModelSource
@@ -43,14 +46,30 @@ RouterLookup = Callable[[], tuple[Path, Path, str, Sequence[str]] | None]
 """-> (base model, active router adapter, system prompt, labels), or None without a promoted router."""
 
 
+class WordRouter(Protocol):
+    """A classifier without a model call (``training.lexical.LexicalClassifier``)."""
+
+    @property
+    def labels(self) -> tuple[str, ...]: ...
+
+    def predict(self, text: str) -> str: ...
+
+
 class IntentRouter:
     """Keeps the promoted router loaded in its own small worker, reloading when it changes."""
 
     def __init__(
-        self, lookup: RouterLookup, *, threads: int = 1, record_call: RecordCall | None = None
+        self,
+        lookup: RouterLookup,
+        *,
+        lexical: Callable[[], WordRouter | None] | None = None,
+        threads: int = 1,
+        record_call: RecordCall | None = None,
     ) -> None:
-        """``record_call`` records every routing call (ok or failed) as a ``routing`` model call."""
+        """``lexical`` gives the bag-of-words router to use when ``lookup`` finds no promoted one;
+        ``record_call`` records every routing call (ok or failed) as a ``routing`` model call."""
         self._lookup = lookup
+        self._lexical = lexical
         self._threads = threads
         self._record_call = record_call
         self._source: ModelSource | None = None
@@ -65,7 +84,8 @@ class IntentRouter:
             found = await asyncio.to_thread(self._lookup)
             if found is None:
                 await self._close_locked()
-                return None
+                words = await asyncio.to_thread(self._lexical) if self._lexical is not None else None
+                return words.predict(text) if words is not None else None
             base, adapter, system_prompt, labels = found
             try:
                 source = await self._source_for(base, adapter)

@@ -66,8 +66,8 @@ class Impact:
     by_hand: bool
     still_active: bool
     gate: dict[str, Any] | None
-    """policy, reason, and the candidate, incumbent and base metrics; None: promoted by hand with no
-    gate decision on record."""
+    """policy, reason, and the candidate, incumbent, base and lexical baseline metrics; None:
+    promoted by hand with no gate decision on record."""
     window_days: float
     before: Signals
     since: Signals
@@ -144,6 +144,7 @@ def _gate_numbers(engine: Engine, event: AdapterEvent) -> dict[str, Any] | None:
         "candidate": numbers.get("candidate") or {},
         "incumbent": numbers.get("incumbent"),
         "base": numbers.get("base"),
+        "baseline": numbers.get("baseline"),
     }
 
 

@@ -167,7 +167,7 @@ def _impact(step: Mapping[str, Any] | None) -> list[str]:
         gate = item.get("gate")
         if gate:
             lines += [f"Gate ({gate.get('policy')}): {gate.get('reason')}", ""]
-            lines += _table(["Metric", "Candidate", "Incumbent", "Base"], _gate_rows(gate))
+            lines += _table(["Metric", "Candidate", "Incumbent", "Base", "Bag of words"], _gate_rows(gate))
         else:
             lines += ["No gate decision on record (promoted by hand)."]
         days = item.get("window_days", 0)
@@ -188,9 +188,10 @@ def _gate_rows(gate: Mapping[str, Any]) -> list[list[str]]:
     candidate = gate.get("candidate") or {}
     incumbent = gate.get("incumbent") or {}
     base = gate.get("base") or {}
+    baseline = gate.get("baseline") or {}  # the lexical baseline; older decisions have none
     metrics = sorted(set(candidate) | set(incumbent) | set(base))
     return [
-        [m, _num(candidate.get(m)), _num(incumbent.get(m)), _num(base.get(m))]
+        [m, _num(candidate.get(m)), _num(incumbent.get(m)), _num(base.get(m)), _num(baseline.get(m))]
         for m in metrics
         if m != "items"
     ]

@@ -1,9 +1,10 @@
 """The promotion gate: does a candidate adapter deserve to replace the active one?
 
 A policy compares the candidate's benchmark metrics with the incumbent's (the active adapter, or
-the base model when none is active) and the base model's, and returns a ``Decision`` that carries
-every number it used.  Metrics named in ``LOWER_IS_BETTER`` count down (latency, loss); every
-other metric counts up.
+the base model when none is active) and the base model's, and for classifiers with the lexical
+baseline's (a bag-of-words classifier trained on the same rows, ``training/lexical.py``), and
+returns a ``Decision`` that carries every number it used.  Metrics named in ``LOWER_IS_BETTER``
+count down (latency, loss); every other metric counts up.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ class Decision:
     incumbent: dict[str, float] | None
     base: dict[str, float] | None
     parameters: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, float] | None = None
+    """The lexical baseline's scores on the same suite (classifiers), or None."""
 
     def numbers(self) -> dict[str, Any]:
+        """What the decision log keeps; records from before the baseline existed lack "baseline"."""
         return {
             "candidate": self.candidate,
             "incumbent": self.incumbent,
             "base": self.base,
+            "baseline": self.baseline,
             "parameters": self.parameters,
         }
 
@@ -54,7 +59,13 @@ class GatePolicy(Protocol):
 
     def parameters(self) -> dict[str, Any]: ...
 
-    def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision: ...
+    def decide(
+        self,
+        candidate: Metrics,
+        incumbent: Metrics | None,
+        base: Metrics | None,
+        baseline: Metrics | None = None,
+    ) -> Decision: ...
 
 
 class GateError(ValueError):
@@ -72,7 +83,13 @@ def _reference(incumbent: Metrics | None, base: Metrics | None) -> tuple[Metrics
 
 
 def _decision(
-    policy: Any, promote: bool, reason: str, c: Metrics, i: Metrics | None, b: Metrics | None
+    policy: Any,
+    promote: bool,
+    reason: str,
+    c: Metrics,
+    i: Metrics | None,
+    b: Metrics | None,
+    baseline: Metrics | None = None,
 ) -> Decision:
     return Decision(
         policy=policy.name,
@@ -82,6 +99,7 @@ def _decision(
         incumbent=dict(i) if i is not None else None,
         base=dict(b) if b is not None else None,
         parameters=policy.parameters(),
+        baseline=dict(baseline) if baseline is not None else None,
     )
 
 
@@ -100,18 +118,19 @@ class SingleMetricPolicy(Protocol):
 def _judge_one_metric(
     policy: SingleMetricPolicy,
     metric: str,
-    metrics: tuple[Metrics, Metrics | None, Metrics | None],
+    metrics: tuple[Metrics, Metrics | None, Metrics | None, Metrics | None],
     explain: Callable[[bool, float, float, str], str],
 ) -> Decision:
-    """Candidate against the incumbent (or the base model) on one metric; ``explain`` words it."""
-    candidate, incumbent, base = metrics
+    """Candidate against the incumbent (or the base model) on one metric; ``explain`` words it.
+    The baseline is recorded, not judged."""
+    candidate, incumbent, base, baseline = metrics
     reference, who = _reference(incumbent, base)
     c = _metric(candidate, metric, "candidate")
     if reference is None:
-        return _decision(policy, True, FIRST_ADAPTER_PASSES, candidate, incumbent, base)
+        return _decision(policy, True, FIRST_ADAPTER_PASSES, candidate, incumbent, base, baseline)
     r = _metric(reference, metric, who)
     promote = policy.allows(c, r)
-    return _decision(policy, promote, explain(promote, c, r, who), candidate, incumbent, base)
+    return _decision(policy, promote, explain(promote, c, r, who), candidate, incumbent, base, baseline)
 
 
 @dataclass(frozen=True)
@@ -130,12 +149,18 @@ class NoRegression:
             return candidate * self.threshold <= reference
         return candidate >= self.threshold * reference
 
-    def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision:
+    def decide(
+        self,
+        candidate: Metrics,
+        incumbent: Metrics | None,
+        base: Metrics | None,
+        baseline: Metrics | None = None,
+    ) -> Decision:
         def explain(promote: bool, c: float, r: float, who: str) -> str:
             verb = "keeps" if promote else "falls below"
             return f"{self.metric} {c:.4g} {verb} {self.threshold:g} x the {who}'s {r:.4g}."
 
-        return _judge_one_metric(self, self.metric, (candidate, incumbent, base), explain)
+        return _judge_one_metric(self, self.metric, (candidate, incumbent, base, baseline), explain)
 
 
 @dataclass(frozen=True)
@@ -154,13 +179,19 @@ class MustImprove:
             return candidate < reference - self.min_delta
         return candidate > reference + self.min_delta
 
-    def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision:
+    def decide(
+        self,
+        candidate: Metrics,
+        incumbent: Metrics | None,
+        base: Metrics | None,
+        baseline: Metrics | None = None,
+    ) -> Decision:
         def explain(promote: bool, c: float, r: float, who: str) -> str:
             verb = "improves on" if promote else "does not improve on"
             margin = f"needed a margin of {self.min_delta:g}"
             return f"{self.metric} {c:.4g} {verb} the {who}'s {r:.4g} ({margin})."
 
-        return _judge_one_metric(self, self.metric, (candidate, incumbent, base), explain)
+        return _judge_one_metric(self, self.metric, (candidate, incumbent, base, baseline), explain)
 
 
 @dataclass(frozen=True)
@@ -176,12 +207,18 @@ class ParetoDominant:
     def worse_on(self, candidate: Metrics, reference: Metrics) -> list[str]:
         return [m for m in self.metrics if not better_or_equal(m, float(candidate[m]), float(reference[m]))]
 
-    def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision:
+    def decide(
+        self,
+        candidate: Metrics,
+        incumbent: Metrics | None,
+        base: Metrics | None,
+        baseline: Metrics | None = None,
+    ) -> Decision:
         reference, who = _reference(incumbent, base)
         for metric in self.metrics:
             _metric(candidate, metric, "candidate")
         if reference is None:
-            return _decision(self, True, FIRST_ADAPTER_PASSES, candidate, incumbent, base)
+            return _decision(self, True, FIRST_ADAPTER_PASSES, candidate, incumbent, base, baseline)
         for metric in self.metrics:
             _metric(reference, metric, who)
         worse = self.worse_on(candidate, reference)
@@ -191,18 +228,22 @@ class ParetoDominant:
             if promote
             else f"Worse than the {who} on {', '.join(worse)}."
         )
-        return _decision(self, promote, reason, candidate, incumbent, base)
+        return _decision(self, promote, reason, candidate, incumbent, base, baseline)
 
 
 @dataclass(frozen=True)
 class ClassifierMargin:
     """The measured rule for small classifiers: clearly above the base model (a shuffled-label
-    candidate scores near chance and would pass a plain no-regression gate) and within noise of the
-    incumbent (180 held-out items have a standard error of about 3 points)."""
+    candidate scores near chance and would pass a plain no-regression gate), above the lexical
+    baseline by more than ``min_over_baseline`` (a learned classifier that a bag of words matches
+    is not worth a model call), and within noise of the incumbent (180 held-out items have a
+    standard error of about 3 points).  Without a baseline (none could be trained) that condition
+    is left out."""
 
     metric: str = "accuracy"
     min_over_base: float = 0.10
     max_drop_vs_incumbent: float = 0.03
+    min_over_baseline: float = 0.0
     name: str = "classifier_margin"
 
     def parameters(self) -> dict[str, Any]:
@@ -210,25 +251,52 @@ class ClassifierMargin:
             "metric": self.metric,
             "min_over_base": self.min_over_base,
             "max_drop_vs_incumbent": self.max_drop_vs_incumbent,
+            "min_over_baseline": self.min_over_baseline,
         }
 
-    def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision:
-        c = _metric(candidate, self.metric, "candidate")
-        b = _metric(base, self.metric, "base model")
+    def decide(
+        self,
+        candidate: Metrics,
+        incumbent: Metrics | None,
+        base: Metrics | None,
+        baseline: Metrics | None = None,
+    ) -> Decision:
+        metric = self.metric
+        c = _metric(candidate, metric, "candidate")
+        b = _metric(base, metric, "base model")
+
+        def reject(reason: str) -> Decision:
+            return _decision(self, False, reason, candidate, incumbent, base, baseline)
+
         if c < b + self.min_over_base:
-            reason = f"{self.metric} {c:.3f} is not {self.min_over_base:g} above the base model's {b:.3f}."
-            return _decision(self, False, reason, candidate, incumbent, base)
+            return reject(f"{metric} {c:.3f} is not {self.min_over_base:g} above the base model's {b:.3f}.")
+        if baseline is not None:
+            lexical = _metric(baseline, metric, "lexical baseline")
+            if lexical >= c:
+                as_well = "as well as" if lexical == c else "better than"
+                return reject(
+                    f"The bag-of-words baseline scores {metric} {lexical:.3f}, {as_well} the candidate's "
+                    f"{c:.3f}: a bag-of-words classifier does as well, so a learned model is not "
+                    "worth a model call."
+                )
+            if not c > lexical + self.min_over_baseline:
+                return reject(
+                    f"{metric} {c:.3f} beats the bag-of-words baseline's {lexical:.3f} by only "
+                    f"{c - lexical:.3f}; it needs more than {self.min_over_baseline:g} to be worth a "
+                    "model call."
+                )
         if incumbent is not None:
-            i = _metric(incumbent, self.metric, "incumbent")
+            i = _metric(incumbent, metric, "incumbent")
             if c < i - self.max_drop_vs_incumbent:
-                reason = (
-                    f"{self.metric} {c:.3f} drops more than {self.max_drop_vs_incumbent:g} below the "
+                return reject(
+                    f"{metric} {c:.3f} drops more than {self.max_drop_vs_incumbent:g} below the "
                     f"incumbent's {i:.3f}."
                 )
-                return _decision(self, False, reason, candidate, incumbent, base)
-        reason = f"{self.metric} {c:.3f} clears the base model ({b:.3f}) by {c - b:.3f}"
+        reason = f"{metric} {c:.3f} clears the base model ({b:.3f}) by {c - b:.3f}"
+        if baseline is not None:
+            reason += f", beats the bag-of-words baseline ({float(baseline[metric]):.3f})"
         reason += f" and stays within {self.max_drop_vs_incumbent:g} of the incumbent." if incumbent else "."
-        return _decision(self, True, reason, candidate, incumbent, base)
+        return _decision(self, True, reason, candidate, incumbent, base, baseline)
 
 
 Judge = Callable[[Metrics, Metrics | None, Metrics | None], tuple[bool, str]]
@@ -244,9 +312,15 @@ class Custom:
     def parameters(self) -> dict[str, Any]:
         return {"callable": getattr(self.judge, "__qualname__", repr(self.judge))}
 
-    def decide(self, candidate: Metrics, incumbent: Metrics | None, base: Metrics | None) -> Decision:
+    def decide(
+        self,
+        candidate: Metrics,
+        incumbent: Metrics | None,
+        base: Metrics | None,
+        baseline: Metrics | None = None,
+    ) -> Decision:
         promote, reason = self.judge(candidate, incumbent, base)
-        return _decision(self, bool(promote), str(reason), candidate, incumbent, base)
+        return _decision(self, bool(promote), str(reason), candidate, incumbent, base, baseline)
 
 
 def policy_from(config: Mapping[str, Any]) -> GatePolicy:
@@ -272,6 +346,36 @@ def policy_from(config: Mapping[str, Any]) -> GatePolicy:
     )
 
 
+def required_metrics(policy: GatePolicy) -> frozenset[str]:
+    """The metrics a policy needs from the candidate (none known for a custom one)."""
+    if isinstance(policy, NoRegression | MustImprove | ClassifierMargin):
+        return frozenset({policy.metric})
+    if isinstance(policy, ParetoDominant):
+        return frozenset(policy.metrics)
+    return frozenset()
+
+
+SIDES = (("candidate", "candidate"), ("incumbent", "incumbent"), ("base", "base model"))
+
+
+def figures(numbers: Mapping[str, Any]) -> str:
+    """A recorded decision's main metric on every side, in one line: ``accuracy: candidate 0.883,
+    incumbent -, base model 0.133, bag of words 0.889`` (chat models and decisions recorded before
+    the lexical baseline existed have no bag-of-words figure)."""
+    parameters = numbers.get("parameters") or {}
+    candidate = numbers.get("candidate") or {}
+    metric = parameters.get("metric") or next(iter(parameters.get("metrics") or ()), None)
+    metric = metric or ("accuracy" if "accuracy" in candidate else next(iter(candidate), None))
+    if metric is None:
+        return "no numbers"
+    sides = [*SIDES, ("baseline", "bag of words")] if numbers.get("baseline") is not None else SIDES
+    shown = []
+    for key, name in sides:
+        value = (numbers.get(key) or {}).get(metric)
+        shown.append(f"{name} {value:.4g}" if isinstance(value, int | float) else f"{name} -")
+    return f"{metric}: {', '.join(shown)}"
+
+
 # The decision log ------------------------------------------------------------------------------
 
 
@@ -291,6 +395,23 @@ def record_decision(
         s.add(record)
         s.commit()
         return record
+
+
+def latest_decision(engine: Engine, model_id: str) -> GateDecisionRecord | None:
+    with Session(engine) as s:
+        query = select(GateDecisionRecord).where(GateDecisionRecord.model_id == model_id)
+        return s.exec(query.order_by(col(GateDecisionRecord.id).desc())).first()
+
+
+def baseline_as_good(numbers: Mapping[str, Any]) -> bool:
+    """Did this recorded decision find the lexical baseline at least as good as the candidate on
+    the gate's metric?  False for decisions without a baseline."""
+    metric = (numbers.get("parameters") or {}).get("metric") or "accuracy"
+    lexical = (numbers.get("baseline") or {}).get(metric)
+    learned = (numbers.get("candidate") or {}).get(metric)
+    if lexical is None or learned is None:
+        return False
+    return bool(better_or_equal(metric, float(lexical), float(learned)))
 
 
 def decision_history(engine: Engine, model_id: str | None = None) -> list[GateDecisionRecord]:

@@ -1,4 +1,5 @@
-"""Which promoted adapters the chat runs with: a character's persona, and the intent router."""
+"""Which promoted adapters the chat runs with: a character's persona, and the intent router (or,
+when the gate found a bag-of-words classifier as good as the learned router, that one)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from nexus_desktop.training.gate import baseline_as_good, latest_decision
+from nexus_desktop.training.lexical import LexicalClassifier, LexicalError, saved_path
 from nexus_desktop.training.registry import AdapterRegistry
 from nexus_desktop.training.zoo import ZooError, get_spec, load_zoo
 
 log = logging.getLogger(__name__)
+_loaded: dict[Path, tuple[tuple[int, int], LexicalClassifier]] = {}
 
 
 def persona_adapter(engine: Engine, character: str, model_path: Path) -> Path | None:
@@ -49,4 +53,28 @@ def active_router(engine: Engine) -> tuple[Path, Path, str, tuple[str, ...]] | N
         return spec.base_model_path(), active.adapter_path, spec.system_prompt, spec.labels
     except (ZooError, OSError) as error:
         log.warning("The intent router is unavailable: %s", error)
+        return None
+
+
+def lexical_router(engine: Engine) -> LexicalClassifier | None:
+    """The bag-of-words router the gate saved, when no learned router is promoted and the latest
+    gate decision found it at least as good as the learned candidate (a model call is then not
+    worth it), or None."""
+    try:
+        spec = get_spec("router")
+        if AdapterRegistry(engine).active(spec.id) is not None:
+            return None
+        decision = latest_decision(engine, spec.id)
+        if decision is None or not baseline_as_good(decision.numbers or {}):
+            return None
+        path = saved_path(spec.id)
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        cached = _loaded.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = _loaded[path] = (stamp, LexicalClassifier.load(path))
+        classifier = cached[1]
+        return classifier if set(classifier.labels) == set(spec.labels) else None
+    except (ZooError, LexicalError, OSError) as error:
+        log.warning("The bag-of-words router is unavailable: %s", error)
         return None

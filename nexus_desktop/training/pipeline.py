@@ -17,14 +17,22 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from nexus_desktop.control.metrics import RecordCall
-from nexus_desktop.training.benchsuite import run_suite
+from nexus_desktop.training.benchsuite import load_suite, run_suite
 from nexus_desktop.training.datasets import DatasetError, write_jsonl
 from nexus_desktop.training.gate import Decision, policy_from, record_decision
 from nexus_desktop.training.hyperparams import default_hyperparameters, parameter_count
 from nexus_desktop.training.jobs import JobState
+from nexus_desktop.training.leakage import find_overlaps, refuse_overlaps
+from nexus_desktop.training.lexical import (
+    LexicalClassifier,
+    Row,
+    rows_from_chats,
+    rows_from_jsonl,
+    saved_path,
+)
 from nexus_desktop.training.registry import AdapterRegistry
 from nexus_desktop.training.tables import AdapterEvent, GateDecisionRecord, TrainingJob
-from nexus_desktop.training.zoo import ZooSpec, candidate_count, chat_records
+from nexus_desktop.training.zoo import ZooSpec, candidate_count, chat_records, check_label_coverage
 
 EVAL_SHARE = 10
 """One example in ten is held out for the trainer's eval loss (when there are at least 20)."""
@@ -40,6 +48,8 @@ class TrainingPlan:
     eval_examples: int
     hyperparameters: dict[str, Any]
     parameters: int | None
+    held_back: tuple[str, ...] = ()
+    """Collected messages left out of training because they share wording with the held-out suite."""
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -51,6 +61,7 @@ class TrainingPlan:
             "train_examples": self.train_examples,
             "eval_examples": self.eval_examples,
             "hyperparameters": self.hyperparameters,
+            "held_back": list(self.held_back),
         }
 
 
@@ -72,9 +83,32 @@ def _held_out(chat: list[dict[str, str]]) -> bool:
     return digest[0] % EVAL_SHARE == 0
 
 
+def _user_text(chat: list[dict[str, str]]) -> str:
+    return next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
+
+
+def _keep_suite_unseen(engine: Engine, spec: ZooSpec) -> tuple[list[list[dict[str, str]]], tuple[str, ...]]:
+    """The spec's training chats, minus collected ones that share wording with its held-out suite.
+
+    A seed set that overlaps the suite is refused (its author must fix one of the files); a
+    collected message that does is kept in the database but left out of training, so the suite
+    keeps measuring generalisation."""
+    chats = chat_records(engine, spec)
+    suite = spec.benchmark_path
+    if not spec.labelled or suite is None or not suite.exists():
+        return chats, ()
+    heldout = [item.messages[-1].content for item in load_suite(suite, spec.system_prompt)]
+    collected = chat_records(engine, spec, include_seed=False)
+    seed = chats[: len(chats) - len(collected)]
+    refuse_overlaps(find_overlaps([_user_text(c) for c in seed], heldout), suite.name)
+    leaking = {o.row - 1 for o in find_overlaps(heldout, [_user_text(c) for c in collected])}
+    kept = [chat for index, chat in enumerate(collected) if index not in leaking]
+    return seed + kept, tuple(_user_text(collected[index]) for index in sorted(leaking))
+
+
 def prepare(engine: Engine, spec: ZooSpec, folder: Path, *, device: str = "auto") -> TrainingPlan:
     """Write the training (and eval) JSONL for a spec and choose its hyperparameters."""
-    chats = chat_records(engine, spec)
+    chats, held_back = _keep_suite_unseen(engine, spec)
     if not chats:
         raise DatasetError(
             f"{spec.id} has no training examples yet; chat, rate replies or add a seed dataset."
@@ -83,6 +117,7 @@ def prepare(engine: Engine, spec: ZooSpec, folder: Path, *, device: str = "auto"
     held: list[list[dict[str, str]]] = []
     for chat in chats:
         (held if len(chats) >= 20 and _held_out(chat) else train).append(chat)
+    check_label_coverage(spec, train)
     base_model = spec.base_model_path()
     params = parameter_count(base_model)
     hyperparameters = {
@@ -96,7 +131,7 @@ def prepare(engine: Engine, spec: ZooSpec, folder: Path, *, device: str = "auto"
         eval_dataset = folder / f"{spec.id}-eval.jsonl"
         write_jsonl(({"messages": chat} for chat in held), eval_dataset)
     return TrainingPlan(
-        spec, base_model, dataset, eval_dataset, len(train), len(held), hyperparameters, params
+        spec, base_model, dataset, eval_dataset, len(train), len(held), hyperparameters, params, held_back
     )
 
 
@@ -139,6 +174,38 @@ async def benchmark(
     )
 
 
+def _trained_rows(engine: Engine, spec: ZooSpec, job: TrainingJob) -> list[Row]:
+    """The rows the job trained on (its job.json names the JSONL ``prepare`` wrote), or, when that
+    file is gone, every row the spec would train on now."""
+    try:
+        if not job.job_dir:
+            raise OSError("no job folder")
+        job_file = json.loads((Path(job.job_dir) / "job.json").read_text(encoding="utf-8"))
+        dataset = Path(job_file["dataset"])
+        if dataset.is_file():
+            return rows_from_jsonl(dataset)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return rows_from_chats(chat_records(engine, spec))
+
+
+def lexical_baseline(
+    engine: Engine, spec: ZooSpec, job: TrainingJob
+) -> tuple[LexicalClassifier, dict[str, float]] | None:
+    """A bag-of-words classifier trained on the job's rows and its score on the spec's suite (the
+    same items the model is benchmarked on), or None without rows or suite."""
+    suite = spec.benchmark_path
+    rows = _trained_rows(engine, spec, job)
+    if suite is None or not rows:
+        return None
+    classifier = LexicalClassifier.fit(rows, spec.labels)
+    held = [
+        (next(m.content for m in reversed(item.messages) if m.role == "user"), item.expected)
+        for item in load_suite(suite, spec.system_prompt)
+    ]
+    return classifier, {"accuracy": classifier.accuracy(held), "items": float(len(held))}
+
+
 async def judge(
     engine: Engine,
     spec: ZooSpec,
@@ -148,15 +215,18 @@ async def judge(
     consistency_items: int = 20,
     record_call: RecordCall | None = None,
 ) -> Verdict:
-    """Benchmark the job's adapter against the active one and the base model, record the gate's
-    decision, and promote when the spec allows automatic promotion and the gate approves."""
+    """Benchmark the job's adapter against the active one, the base model and (classifiers) the
+    lexical baseline, record the gate's decision, and promote when the spec allows automatic
+    promotion and the gate approves."""
     if job.state != JobState.DONE or not job.gguf_adapter:
         raise DatasetError(f"Training job {job.id} has no finished adapter to judge.")
     registry = AdapterRegistry(engine)
     active = registry.active(spec.id)
     candidate_adapter = Path(job.gguf_adapter)
     policy = policy_from(spec.gate)
-    if spec.benchmark and spec.labelled:
+    lexical = None
+    if spec.judged_by_suite:
+        lexical = lexical_baseline(engine, spec, job)  # pure Python, milliseconds
 
         async def score(adapter: Path | None) -> dict[str, float]:
             return await benchmark(
@@ -175,8 +245,10 @@ async def judge(
                 incumbent_job = s.get(TrainingJob, active.job_id)
         incumbent = _loss_metrics(incumbent_job)
         base = None
-    decision = policy.decide(candidate, incumbent, base)
+    decision = policy.decide(candidate, incumbent, base, lexical[1] if lexical else None)
     record = record_decision(engine, spec.id, str(candidate_adapter), decision, job.id)
+    if lexical is not None:  # the baseline the latest decision scored, for the router to fall back on
+        lexical[0].save(saved_path(spec.id))
     promotion = None
     if spec.auto_promote and decision.promote:
         assert record.id is not None

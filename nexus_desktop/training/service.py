@@ -118,6 +118,8 @@ class GateView:
     """An adapter event points at this decision (the gate promoted it)."""
     override: str = ""
     """The last manual promotion or rollback that involved this job, in words."""
+    baseline: dict[str, float] | None = None
+    """The lexical (bag-of-words) baseline's scores; None for chat models and older decisions."""
 
 
 @dataclass(frozen=True)
@@ -350,6 +352,7 @@ class TrainingService:
             candidate=dict(numbers.get("candidate") or {}),
             incumbent=numbers.get("incumbent"),
             base=numbers.get("base"),
+            baseline=numbers.get("baseline"),
             at=_aware(record.at) or datetime.now(UTC),
             promoted=promoted,
             override=override,

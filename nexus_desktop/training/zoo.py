@@ -3,12 +3,17 @@
 A spec says which base model, which task, which collected dataset and signals feed it, how many
 new examples make a training run worth it, whether a gate-approved candidate goes live on its own,
 and which held-out suite judges it.
+
+A spec is refused when its gate needs a number its judge cannot measure: a classifier with a
+benchmark suite is judged on the suite (accuracy, consistency, latency), anything else on the
+trainer's held-out loss (``eval_loss``) only.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,12 +33,17 @@ from nexus_desktop.training.datasets import (
     to_sharegpt,
 )
 from nexus_desktop.training.examples import IMPORTED
+from nexus_desktop.training.gate import ClassifierMargin, GateError, policy_from, required_metrics
 from nexus_desktop.training.tables import TrainingExample
 
 TaskType = Literal["chat_persona", "classifier", "tool_dispatch", "evaluator"]
 TASKS: tuple[str, ...] = ("chat_persona", "classifier", "tool_dispatch", "evaluator")
 LABELLED_TASKS = frozenset({"classifier", "tool_dispatch", "evaluator"})
 BASE_ALIASES = {"smollm2-135m"}
+SUITE_METRICS = frozenset({"accuracy", "consistency", "latency_ms_p50", "latency_ms_p95", "items"})
+"""What a benchmark suite measures (``benchsuite.score_source``)."""
+LOSS_METRICS = frozenset({"eval_loss"})
+"""What judges a model without a suite: the trainer's held-out loss."""
 
 
 class ZooError(ValueError):
@@ -62,6 +72,11 @@ class ZooSpec:
     @property
     def labelled(self) -> bool:
         return self.task in LABELLED_TASKS
+
+    @property
+    def judged_by_suite(self) -> bool:
+        """A classifier with a held-out suite is benchmarked on it; anything else by its eval loss."""
+        return self.labelled and bool(self.benchmark)
 
     @property
     def example_kind(self) -> str:
@@ -122,7 +137,7 @@ def _spec_from(data: dict[str, Any], source: Path | None) -> ZooSpec:
             seed_dataset=data.get("seed_dataset"),
             labels=tuple(str(label) for label in data.get("labels", ())),
             system_prompt=str(data.get("system_prompt", "")),
-            gate=dict(data.get("gate", {})),
+            gate=dict(data.get("gate") or _default_gate(data)),
             hyperparameters=dict(data.get("hyperparameters", {})),
             source=source,
         )
@@ -134,7 +149,48 @@ def _spec_from(data: dict[str, Any], source: Path | None) -> ZooSpec:
         raise ZooError(f"{where} has task {spec.task!r}; use one of {', '.join(TASKS)}.")
     if spec.labelled and not spec.labels:
         raise ZooError(f"{where} is a {spec.task} but lists no labels; add labels = [...].")
+    _check_gate(spec, where)
     return spec
+
+
+def _default_gate(data: dict[str, Any]) -> dict[str, Any]:
+    """Without a [gate] table: no regression on what the model's judge measures."""
+    judged_by_suite = data.get("task") in LABELLED_TASKS and bool(data.get("benchmark"))
+    return {"policy": "no_regression", "metric": "accuracy" if judged_by_suite else "eval_loss"}
+
+
+def _check_gate(spec: ZooSpec, where: str) -> None:
+    """Refuse a gate that could never decide: one that needs a number the judge cannot measure."""
+    try:
+        policy = policy_from(spec.gate)
+    except GateError as error:
+        raise ZooError(f"{where}: {error}") from None
+    needed = required_metrics(policy)
+    if spec.judged_by_suite:
+        missing = sorted(needed - SUITE_METRICS)
+        if missing:
+            measured = ", ".join(sorted(SUITE_METRICS - {"items"}))
+            raise ZooError(
+                f"{where} has a {policy.name} gate on {', '.join(missing)}, but its benchmark suite "
+                f"measures only {measured}; gate on those in its [gate] table."
+            )
+        return
+    missing = sorted(needed - LOSS_METRICS)
+    if not missing and not isinstance(policy, ClassifierMargin):
+        return
+    what = ", ".join(missing) if missing else "the base model's score"
+    if spec.labelled:
+        fix = (
+            'add benchmark = "benchmarks/<name>.jsonl" (held-out {"text": ..., "label": ...} lines, '
+            "worded unlike the training data, under resources/) to judge it on a suite, or gate on "
+            'eval_loss (policy = "must_improve", metric = "eval_loss")'
+        )
+    else:
+        fix = f'a {spec.task} is judged by its held-out loss: gate on metric = "eval_loss"'
+    raise ZooError(
+        f"{where} has a {policy.name} gate that needs {what}, which its judge cannot measure without "
+        f"a benchmark suite (only eval_loss): {fix}."
+    )
 
 
 def load_spec(path: Path) -> ZooSpec:
@@ -235,3 +291,24 @@ def export_records(engine: Engine, spec: ZooSpec, fmt: str) -> list[dict[str, An
     if fmt == "messages":
         return [{"messages": chat} for chat in chats]
     raise DatasetError(f"Unknown export format {fmt!r}; use alpaca, sharegpt, dpo or messages.")
+
+
+def check_label_coverage(spec: ZooSpec, chats: Sequence[Sequence[Mapping[str, str]]]) -> None:
+    """Refuse a labelled spec's training set when a label has no example: the model could never
+    learn to answer it (``prepare`` calls this on the rows it is about to train on)."""
+    if not spec.labelled:
+        return
+    seen = {
+        chat[-1].get("content", "").strip() for chat in chats if chat and chat[-1].get("role") == "assistant"
+    }
+    missing = [label for label in spec.labels if label not in seen]
+    if not missing:
+        return
+    names = ", ".join(missing)
+    how = f'`nexus dataset import {spec.id} FILE` ({{"text": ..., "label": ...}} lines)'
+    if spec.id == "router":
+        how = f'`nexus route --correct {missing[0]} "a message that means {missing[0]}"`, or ' + how
+    raise DatasetError(
+        f"{spec.id} has no training examples labelled {names}, so it could not learn "
+        f"{'that label' if len(missing) == 1 else 'those labels'}; add some with {how}, then train again."
+    )

@@ -1,5 +1,6 @@
 """One gate decision: the verdict, the policy, the reason and the numbers side by side
-(candidate vs incumbent vs base model)."""
+(candidate vs incumbent vs base model vs the lexical baseline, a bag-of-words classifier trained on
+the same data; older decisions and chat models have no baseline: "—")."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from nexus_desktop.training.service import GateView
 from nexus_desktop.ui.theme import COLORS
 from nexus_desktop.ui.widgets import set_style_property
 
-COLUMNS = ("Metric", "Candidate", "Incumbent", "Base model")
+COLUMNS = ("Metric", "Candidate", "Incumbent", "Base model", "Bag of words")
 
 
 def verdict_text(view: GateView) -> tuple[str, str]:
@@ -141,7 +142,7 @@ class GateDecisionView(QWidget):
             self.history.addItems(lines)
 
     def _fill_table(self, view: GateView) -> None:
-        columns = (view.candidate, view.incumbent, view.base)
+        columns = (view.candidate, view.incumbent, view.base, view.baseline)
         metrics: list[str] = []
         for values in columns:
             for name in values or {}:
@@ -156,7 +157,11 @@ class GateDecisionView(QWidget):
             for column, values in enumerate(columns, start=1):
                 item = QTableWidgetItem(_number((values or {}).get(metric)))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                others = [v[metric] for v in (view.incumbent, view.base) if v and v.get(metric) is not None]
+                others = [
+                    v[metric]
+                    for v in (view.incumbent, view.base, view.baseline)
+                    if v and v.get(metric) is not None
+                ]
                 if column == 1 and candidate is not None and others:
                     lower = metric in LOWER_IS_BETTER
                     best = all(candidate <= o if lower else candidate >= o for o in others)

@@ -1,6 +1,6 @@
-"""Gate decisions: per zoo model, candidate against incumbent and base for one metric over time, with
-a marker per decision (promoted, approved or rejected); clicking a marker shows that decision's
-numbers in the Training page's own decision view."""
+"""Gate decisions: per zoo model, candidate against incumbent, base and the lexical (bag-of-words)
+baseline for one metric over time, with a marker per decision (promoted, approved or rejected);
+clicking a marker shows that decision's numbers in the Training page's own decision view."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from nexus_desktop.ui.dashboards.plots import Empty, add_curve, add_legend, make
 from nexus_desktop.ui.gate_view import GateDecisionView
 from nexus_desktop.ui.theme import COLORS
 
-LINES = (("candidate", COLORS.accent), ("incumbent", "#2fc4b2"), ("base", COLORS.text_dim))
+LINES = (
+    ("candidate", COLORS.accent),
+    ("incumbent", "#2fc4b2"),
+    ("base", COLORS.text_dim),
+    ("baseline", COLORS.warning),
+)
+LEGEND = {"baseline": "bag of words"}
 GLYPHS = {"t1": "▲", "o": "●", "x": "✕"}
 MARKERS = {
     "promoted": ("t1", COLORS.success),
@@ -72,11 +78,18 @@ class GatesView(LiveView):
         add_legend(self.plot, offset=(-8, -6))  # bottom right: gate numbers tend to climb
         self.curves = {
             name: add_curve(
-                self.plot, colour, name, symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None
+                self.plot,
+                colour,
+                LEGEND.get(name, name),
+                symbol="o",
+                symbolSize=5,
+                symbolBrush=colour,
+                symbolPen=None,
             )
             for name, colour in LINES
         }
         self.curves["base"].setPen(pg.mkPen(COLORS.text_dim, width=1.4, style=Qt.PenStyle.DashLine))
+        self.curves["baseline"].setPen(pg.mkPen(COLORS.warning, width=1.4, style=Qt.PenStyle.DotLine))
         self.markers = pg.ScatterPlotItem(size=15, hoverable=True, tip=None)
         self.markers.setZValue(10)
         self.markers.sigClicked.connect(self._clicked)
@@ -119,7 +132,7 @@ class GatesView(LiveView):
         decisions = self.snapshot.decisions.get(self.model_picker.currentText(), ())
         metrics: list[str] = []
         for view in decisions:
-            for values in (view.candidate, view.incumbent or {}, view.base or {}):
+            for values in (view.candidate, view.incumbent or {}, view.base or {}, view.baseline or {}):
                 metrics.extend(m for m in values if m not in metrics)
         if metrics != [self.metric_picker.itemText(i) for i in range(self.metric_picker.count())]:
             chosen = self.metric_picker.currentText()
@@ -138,7 +151,11 @@ class GatesView(LiveView):
             return np.array([math.nan if v is None else v for v in found], dtype=np.float64)
 
         for side, curve in self.curves.items():
-            curve.setData(x, numbers(side))
+            values = numbers(side)
+            if np.isnan(values).all():  # e.g. no bag-of-words baseline: chat models, older decisions
+                curve.setData([], [])
+            else:
+                curve.setData(x, values)
         arrow = "↓" if metric in LOWER_IS_BETTER else "↑"  # as the decision's table marks it
         self.plot.setLabel("left", f"{metric} {arrow}" if metric else "", color=COLORS.muted, size="8pt")
         candidate = numbers("candidate")
