@@ -39,7 +39,7 @@ import flywheel_style  # noqa: E402
 def nexus(*args: str) -> str:
     """One ``nexus`` command in a child process (the data folder comes from the environment)."""
     done = subprocess.run(
-        [sys.executable, "-m", "nexus_desktop", *args], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "nexus_desktop.cli", *args], capture_output=True, text=True, cwd=ROOT
     )
     if done.returncode != 0:
         raise SystemExit(f"nexus {' '.join(args[:3])} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="keep the run's data here (default: a temp folder)")
     args = parser.parse_args()
     folder = args.data_dir or Path(tempfile.mkdtemp(prefix="nexus-flywheel-"))
+    folder.mkdir(parents=True, exist_ok=True)
     os.environ["NEXUS_DATA_DIR"] = str(folder)
     from nexus_desktop.db.store import Store
     from nexus_desktop.paths import database_path
