@@ -26,6 +26,7 @@ def run_with_window(body: Callable[[Any, Any], Awaitable[T]], **settings: Any) -
     from nexus_desktop.ui.theme import apply_theme
 
     app = QApplication.instance() or QApplication([])
+    assert isinstance(app, QApplication)
     apply_theme(app)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

@@ -218,7 +218,8 @@ def test_the_budgets_view_shows_use_against_the_policy_limits_over_30_days_and_t
         CharacterPolicy(character_id=vega.id, policy=policy),
         BudgetUsage(character="Vega", day=today.isoformat(), tokens=250, tool_calls=3, replies=2),
         BudgetUsage(character="Vega", day=(today - timedelta(days=5)).isoformat(), tokens=900, tool_calls=9),
-        ToolUse(character="Vega", tool="dice.roll", at=NOW - timedelta(minutes=10)),
+        # Now, not the module's NOW: a long test session must not drift past "10m ago".
+        ToolUse(character="Vega", tool="dice.roll", at=datetime.now(UTC) - timedelta(minutes=10)),
     )
     view = open_view(qtbot, page, "budgets")
     assert cells(view.table) == [["Vega", "250 / 1,000 (25%)", "3 / 10 (30%)", "2", "1,150", "12"]]

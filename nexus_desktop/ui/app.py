@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     if probe:
         print("NEXUS_SHOWN", time.time(), flush=True)
     window.build_ui()
+    # The message box takes typing now; a Send before the chat has opened is sent when it opens.
+    window.chat_view.wait_for_chat()
     app.setWindowIcon(app_icon())
     # Paint the built window before asyncio and qasync load (they cost more than the window).
     app.processEvents()

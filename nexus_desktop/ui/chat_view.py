@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_MS = 33
 PAGE_SIZE = 60
 FIRST_MESSAGE_INDEX = 2  # in the column: the empty-state label, the "earlier" button, then messages
+PICK_HINT = "Pick a character on the left to start chatting."
+QUEUED_HINT = "Loading your chat… your message will be sent as soon as it opens."
 
 
 def describe_error(error: BaseException) -> str:
@@ -82,6 +84,8 @@ class ChatView(QWidget):
         self._load_seq = 0
         self._earlier: list[Message] = []
         self._governor_banners: list[Banner] = []
+        self._waiting_for_chat = False
+        self._send_when_open = False
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(self._flush)
@@ -99,7 +103,7 @@ class ChatView(QWidget):
         self.column = QVBoxLayout(container)
         self.column.setContentsMargins(CHAT_SIDE_MARGIN, 20, CHAT_SIDE_MARGIN, 12)
         self.column.setSpacing(4)
-        self.empty_label = QLabel("Pick a character on the left to start chatting.")
+        self.empty_label = QLabel(PICK_HINT)
         self.empty_label.setObjectName("EmptyState")
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.column.addWidget(self.empty_label)
@@ -135,6 +139,24 @@ class ChatView(QWidget):
         self.core = core
         self.ensure_model = ensure_model
 
+    def wait_for_chat(self) -> None:
+        """At start-up, before the core is up: take typing now; Send is queued until the chat opens."""
+        self._waiting_for_chat = True
+        self.empty_label.setText("Loading your chat…")
+        self.composer.accept_typing_before_chat()
+
+    def stop_waiting_for_chat(self) -> None:
+        """Start-up is over; if no chat opened (no characters, or the core failed), typing waits again.
+
+        What was typed stays in the box; a queued Send is dropped (there is no chat to send it to).
+        """
+        if self._waiting_for_chat:
+            self._waiting_for_chat = False
+            self._send_when_open = False
+            self.empty_label.setText(PICK_HINT)
+            if self.chat_id is None:
+                self.composer.set_enabled_for_chat(False)
+
     @property
     def busy(self) -> bool:
         return self._busy
@@ -160,6 +182,14 @@ class ChatView(QWidget):
         self._show_messages(messages)
         self.composer.set_enabled_for_chat(True)
         self.composer.input.setFocus()
+        self._waiting_for_chat = False
+        self.empty_label.setText(PICK_HINT)
+        if self._send_when_open:
+            # Send was pressed while the chat loaded: send what the box holds now, once.
+            self._send_when_open = False
+            self.composer.hint.hide()
+            if self.composer.text.strip():
+                self.send(self.composer.text)
 
     def refresh_names(self) -> None:
         """Show the messages again, e.g. after the user's name changed (it fills {{user}})."""
@@ -259,6 +289,10 @@ class ChatView(QWidget):
     # Sending, stopping, regenerating ------------------------------------------------------
 
     def send(self, text: str) -> None:
+        if self.chat_id is None and self._waiting_for_chat and text.strip():
+            self._send_when_open = True
+            self.composer.show_hint(QUEUED_HINT)
+            return
         if self.busy or self.chat_id is None:
             return
         if not text.strip():

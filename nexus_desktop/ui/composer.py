@@ -140,6 +140,13 @@ class Composer(QWidget):
         self.send_button.setEnabled(enabled)
         self.regenerate_button.setEnabled(enabled and not self._busy)
 
+    def accept_typing_before_chat(self) -> None:
+        """Typing (and Send, which the chat view queues) works while the chat loads; Regenerate waits."""
+        self.input.setEnabled(True)
+        self.send_button.setEnabled(True)
+        self.regenerate_button.setEnabled(False)
+        self.input.setFocus()
+
     def _on_send_clicked(self) -> None:
         if self._busy:
             self.stop_requested.emit()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSocketNotifier
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
@@ -80,6 +80,7 @@ class Application:
                 "Check that the data folder is writable, then restart the app.",
             )
             self.window.status_line.set_state("error", "Start-up failed")
+            self.window.chat_view.stop_waiting_for_chat()
             return
         self.tray = Tray.create(self.window, self.quit)
         self.window.set_tray(self.tray)
@@ -109,22 +110,36 @@ class Application:
         freeze_startup_heap()
 
     def _add_pages(self, core: AppCore) -> None:
-        """The Modules, Training and Dashboards pages, built after the chat is on screen."""
-        from nexus_desktop.ui.dashboards.page import DashboardsPage
-        from nexus_desktop.ui.modules_page import ModulesPage
-        from nexus_desktop.ui.training_page import TrainingPage
-        from nexus_desktop.ui.training_tray import TrainingTray
+        """The Modules, Training and Dashboards pages: built on first visit, or one by one once the
+        chat is open (``build_pages_soon``), never on the way to the first keystroke."""
 
-        modules_page = ModulesPage()
-        modules_page.bind(core.modules)
-        self.window.add_page("modules", "Modules", "grid", modules_page)
-        training_page = TrainingPage()
-        training_page.bind(core.training)
-        self.window.add_page("training", "Training", "chart", training_page)
-        # Light until first shown: each view is built, and starts reading, when it is opened.
-        dashboards_page = DashboardsPage()
-        dashboards_page.bind(core.store.engine, core.running_modules)
-        self.window.add_page("dashboards", "Dashboards", "gauge", dashboards_page)
+        def modules() -> QWidget:
+            from nexus_desktop.ui.modules_page import ModulesPage
+
+            page = ModulesPage()
+            page.bind(core.modules)
+            return page
+
+        def training() -> QWidget:
+            from nexus_desktop.ui.training_page import TrainingPage
+
+            page = TrainingPage()
+            page.bind(core.training)
+            return page
+
+        def dashboards() -> QWidget:
+            # Light until first shown: each view is built, and starts reading, when it is opened.
+            from nexus_desktop.ui.dashboards.page import DashboardsPage
+
+            page = DashboardsPage()
+            page.bind(core.store.engine, core.running_modules)
+            return page
+
+        self.window.add_lazy_page("modules", "Modules", "grid", modules)
+        self.window.add_lazy_page("training", "Training", "chart", training)
+        self.window.add_lazy_page("dashboards", "Dashboards", "gauge", dashboards)
+        self.window.build_pages_soon()
+        from nexus_desktop.ui.training_tray import TrainingTray
 
         def notify(notice: Any) -> None:
             level = "warning" if notice.kind in ("failed", "rejected", "judge_failed") else "info"

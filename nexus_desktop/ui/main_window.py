@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self._model_dirty = True
         self._character_actions: CharacterActions | None = None
         self._reserved_pages = reserved_pages
+        self._page_builders: dict[str, Callable[[], QWidget]] = {}
         if build:
             self.build_ui()
         else:
@@ -178,7 +179,32 @@ class MainWindow(QMainWindow):
         self._page_keys.append(key)
         self.nav_rail.add_page(key, title, icon_name)
 
+    def add_lazy_page(self, key: str, title: str, icon_name: str, build: Callable[[], QWidget]) -> None:
+        """A page whose widget ``build()`` makes on its first visit (or in ``build_pages_soon``)."""
+        if key not in self._page_keys:
+            self.add_page(key, title, icon_name, _placeholder_page(title))
+        self._page_builders[key] = build
+        if self.pages.currentIndex() == self._page_keys.index(key):
+            self._build_page(key)  # the user is already looking at its placeholder
+
+    def _build_page(self, key: str) -> None:
+        build = self._page_builders.pop(key, None)
+        if build is not None:
+            self.add_page(key, "", "", build())  # fills the placeholder's place
+
+    def build_pages_soon(self) -> None:
+        """Build the pages not visited yet, one per turn of the event loop, so typing goes between."""
+        from PySide6.QtCore import QTimer
+
+        def build_next() -> None:
+            if self._page_builders and shiboken6.isValid(self):
+                self._build_page(next(iter(self._page_builders)))
+                QTimer.singleShot(0, build_next)
+
+        QTimer.singleShot(0, build_next)
+
     def show_page(self, key: str) -> None:
+        self._build_page(key)
         if key in self._page_keys:
             self.pages.setCurrentIndex(self._page_keys.index(key))
             self.nav_rail.select(key)
@@ -194,10 +220,13 @@ class MainWindow(QMainWindow):
         self.chat_view.bind(core, self.ensure_model)
         core.module_characters.listeners.append(self._module_characters_added)
         await self.refresh_characters(select_id=core.settings.last_character_id)
-        if self.sidebar.current_id() is None:
-            await self.show_first_character()
-        else:
-            await self._show_character(self.sidebar.current_id() or 0)
+        try:
+            if self.sidebar.current_id() is None:
+                await self.show_first_character()
+            else:
+                await self._show_character(self.sidebar.current_id() or 0)
+        finally:
+            self.chat_view.stop_waiting_for_chat()
         self.refresh_models()
         background(self, build_summary, lambda r: self.status_line.set_build(*r)).failure(
             lambda e: self.status_line.set_build("llama.cpp: not installed", describe(e))
