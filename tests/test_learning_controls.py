@@ -110,7 +110,8 @@ def test_the_same_run_on_shuffled_labels_is_rejected_and_never_active(runs: Runs
     assert not decision.promote, decision.reason
     assert runs.shuffled.promotion is None
     # Measured against the same base: the labels made the difference, not the yardstick.
-    assert decision.base == runs.correct.decision.base
+    assert decision.base is not None and runs.correct.decision.base is not None
+    assert decision.base["accuracy"] == runs.correct.decision.base["accuracy"]  # greedy: same answers
     assert decision.candidate["accuracy"] < runs.correct.decision.candidate["accuracy"] - 0.3
     history = AdapterRegistry(runs.engine).history(runs.spec.id)
     assert runs.shuffled_job.gguf_adapter not in {str(event.adapter_path) for event in history}
