@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 from nexus_desktop.training.leakage import find_overlaps
+from training.router_data import fill_templates
 
 STREAM_SLOTS = {
     "d": ["d20", "2d6", "d6", "3d8", "d10", "4d6"],
@@ -151,23 +152,18 @@ HELDOUT_TEMPLATES = {
 }
 
 
-def _fill(templates: list[str], slots: dict[str, list[str]], count: int, rng: random.Random) -> list[str]:
-    texts: list[str] = []
-    attempts = 0
-    while len(texts) < count and attempts < count * 50:
-        text = templates[attempts % len(templates)].format(**{k: rng.choice(v) for k, v in slots.items()})
-        attempts += 1
-        if text not in texts:
-            texts.append(text)
-    return texts
-
-
 def build(seed: int = 11) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(stream of 60 corrections, 120 held-out messages), each as (text, label)."""
     rng = random.Random(seed)
-    stream = [(t, label) for label, ts in STREAM_TEMPLATES.items() for t in _fill(ts, STREAM_SLOTS, 10, rng)]
+    stream = [
+        (t, label)
+        for label, ts in STREAM_TEMPLATES.items()
+        for t in fill_templates(ts, STREAM_SLOTS, 10, rng)
+    ]
     heldout = [
-        (t, label) for label, ts in HELDOUT_TEMPLATES.items() for t in _fill(ts, HELDOUT_SLOTS, 20, rng)
+        (t, label)
+        for label, ts in HELDOUT_TEMPLATES.items()
+        for t in fill_templates(ts, HELDOUT_SLOTS, 20, rng)
     ]
     stream_texts, held_texts = [t for t, _ in stream], [t for t, _ in heldout]
     values = [v for vs in STREAM_SLOTS.values() for v in vs]

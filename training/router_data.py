@@ -37,7 +37,9 @@ def _row(text: str, label: str) -> dict[str, object]:
     }
 
 
-def _fill(templates: list[str], slots: dict[str, list[str]], count: int, rng: random.Random) -> list[str]:
+def fill_templates(
+    templates: list[str], slots: dict[str, list[str]], count: int, rng: random.Random
+) -> list[str]:
     """Up to ``count`` distinct texts, cycling through the templates so each wording is used evenly."""
     texts: list[str] = []
     seen: set[str] = set()
@@ -71,13 +73,13 @@ def build(train_per_label: int = 120, heldout_per_label: int = 30, seed: int = 7
     chat_texts = (chat + [t.lower().rstrip(".!?") for t in chat])[:train_per_label]
     train_texts = {"chat": chat_texts}
     for label, templates in phrases.TRAIN_TEMPLATES.items():
-        train_texts[label] = _fill(templates, phrases.TRAIN_SLOTS, train_per_label, rng)
+        train_texts[label] = fill_templates(templates, phrases.TRAIN_SLOTS, train_per_label, rng)
     every_train = [text for texts in train_texts.values() for text in texts]
 
     held_rng = random.Random(seed + 1)  # its own draws: the suite stays put when the seed set grows
     held_texts = {"chat": _clean(phrases.HELDOUT_CHAT, every_train, heldout_per_label)}
     for label, templates in phrases.HELDOUT_TEMPLATES.items():
-        candidates = _fill(templates, phrases.HELDOUT_SLOTS, heldout_per_label * 4, held_rng)
+        candidates = fill_templates(templates, phrases.HELDOUT_SLOTS, heldout_per_label * 4, held_rng)
         held_texts[label] = _clean(candidates, every_train, heldout_per_label)
     short = {label: len(texts) for label, texts in held_texts.items() if len(texts) < heldout_per_label}
     if short:
