@@ -58,8 +58,9 @@ def latest_router(engine: Any) -> tuple[Path | None, Path]:
         raise SystemExit("No router was promoted; see the gate's decision with: nexus gate history")
     with Session(engine) as s:
         job = s.get(TrainingJob, active.job_id)
-        assert job is not None
-        return active.adapter_path, Path(job.dataset)
+        assert job is not None and job.job_dir
+    job_file = json.loads((Path(job.job_dir) / "job.json").read_text(encoding="utf-8"))
+    return active.adapter_path, Path(job_file["dataset"])
 
 
 def score(engine: Any, style_suite: Path) -> dict[str, float]:
@@ -92,15 +93,18 @@ def main() -> None:
     os.environ["NEXUS_DATA_DIR"] = str(folder)
     from nexus_desktop.db.store import Store
     from nexus_desktop.paths import database_path
+    from nexus_desktop.training.registry import AdapterRegistry
 
     stream, heldout = flywheel_style.build()
     style_suite = folder / "style_heldout.jsonl"
     style_suite.write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for t, label in heldout))
 
-    started = time.monotonic()
-    nexus("train", "run", "router", "--device", "cpu")
-    first_train = time.monotonic() - started
     store = Store(database_path())
+    first_train: float | None = None
+    if AdapterRegistry(store.engine).active("router") is None:  # a kept --data-dir resumes here
+        started = time.monotonic()
+        nexus("train", "run", "router", "--device", "cpu")
+        first_train = time.monotonic() - started
     before = score(store.engine, style_suite)
 
     for text, label in stream:
@@ -113,7 +117,7 @@ def main() -> None:
     result = {
         "before": before,
         "after": after,
-        "first_training_s": round(first_train),
+        "first_training_s": round(first_train) if first_train is not None else "reused",
         "loop_s": round(loop_seconds),
         "corrections": len(stream),
         "style_items": len(heldout),
