@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from nexus_desktop.db.store import Store
 from tests import ui_support
-from tests.ui_support import LONG, needs_model, run, wait_reply_done
+from tests.ui_support import LONG, close_window, needs_model, run, wait_reply_done
 
 core, data_dir, qt_loop = ui_support.core, ui_support.data_dir, ui_support.qt_loop
 
@@ -23,7 +23,6 @@ EARLY = "Hello from before the chat had loaded"
 def starting_window(qtbot: Any, core: Any) -> Iterator[Any]:
     """The main window as ``app.main`` leaves it before the core is up: built, shown, not attached."""
     from nexus_desktop.ui.main_window import APP_PAGES, MainWindow
-    from nexus_desktop.ui.ops import wait_for_running_ops
 
     window = MainWindow(build=False, reserved_pages=APP_PAGES)
     window.resize(1280, 800)
@@ -31,11 +30,7 @@ def starting_window(qtbot: Any, core: Any) -> Iterator[Any]:
     window.build_ui()
     window.chat_view.wait_for_chat()
     yield window
-    run(qtbot, window.chat_view.stop_and_wait())
-    run(qtbot, wait_for_running_ops())
-    run(qtbot, core.aclose())
-    window.close()
-    window.deleteLater()
+    close_window(qtbot, window, core)
 
 
 def type_early_and_press_enter(qtbot: Any, window: Any, text: str) -> None:

@@ -99,13 +99,19 @@ def core(data_dir: Path, qt_loop: asyncio.AbstractEventLoop) -> Any:
 def window(qtbot: Any, core: Any) -> Iterator[Any]:
     """The real main window, shown, with the first character's chat open; the model loads behind."""
     from nexus_desktop.ui.main_window import MainWindow
-    from nexus_desktop.ui.ops import wait_for_running_ops
 
     main_window = MainWindow()
     main_window.resize(1280, 800)
     main_window.show()
     run(qtbot, main_window.attach(core))
     yield main_window
+    close_window(qtbot, main_window, core)
+
+
+def close_window(qtbot: Any, main_window: Any, core: Any) -> None:
+    """Stop the chat, finish background work, close the core, then the window."""
+    from nexus_desktop.ui.ops import wait_for_running_ops
+
     run(qtbot, main_window.chat_view.stop_and_wait())
     run(qtbot, wait_for_running_ops())
     run(qtbot, core.aclose())
