@@ -122,7 +122,10 @@ def main() -> int:
     from nexus_desktop.ui.theme import apply_theme
 
     store = Store(paths.database_path())
-    store.save_settings(Settings(modules_developer_dir=str(data / "dev"), user_name="Alex"))
+    store.save_settings(Settings(modules_developer_dir=str(data / "dev")))
+    from nexus_desktop.chat.personas import add_persona
+
+    add_persona(store.engine, "Alex", make_default=True)
     store.close()
     app = QApplication(sys.argv)
     apply_theme(app)

@@ -51,7 +51,10 @@ def main() -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     core = AppCore()
-    core.settings = core.settings.model_copy(update={"threads": 1, "max_tokens": 90, "user_name": "Alex"})
+    core.settings = core.settings.model_copy(update={"threads": 1, "max_tokens": 90})
+    from nexus_desktop.chat.personas import add_persona
+
+    add_persona(core.store.engine, "Alex", make_default=True)
     window = MainWindow(reserved_pages=APP_PAGES)  # the page rail, as in the running app
     window.resize(1280, 800)
     window.show()

@@ -36,6 +36,7 @@ def _build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--character", "-c", help="character name (default: the first character)")
     chat.add_argument("--model", "-m", help="a GGUF file to use instead of the configured model")
     chat.add_argument("--new", action="store_true", help="start a new chat instead of continuing")
+    chat.add_argument("--chat", type=int, metavar="ID", help="continue this chat (see: nexus chats list)")
     chat.add_argument("--max-tokens", type=int, help="longest reply, in tokens")
     chat.add_argument("--stats", action="store_true", help="print tokens/s and context use after")
 
@@ -55,9 +56,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="report what NEXUS finds on this machine")
 
-    from nexus_desktop import cli_control, cli_modules, cli_train
+    from nexus_desktop import cli_chats, cli_control, cli_modules, cli_personas, cli_train
 
+    cli_chats.add_subcommands(commands)
     cli_modules.add_subcommands(commands)
+    cli_personas.add_subcommands(commands)
     cli_train.add_subcommands(commands)
     cli_control.add_subcommands(commands)
     return parser
@@ -73,10 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _characters(args)
         if args.command == "models":
             return _models_list()
-        from nexus_desktop import cli_control, cli_modules, cli_train
+        from nexus_desktop import cli_chats, cli_control, cli_modules, cli_personas, cli_train
 
+        if args.command in cli_chats.COMMANDS:
+            return cli_chats.run(args)
         if args.command in cli_modules.COMMANDS:
             return cli_modules.run(args)
+        if args.command in cli_personas.COMMANDS:
+            return cli_personas.run(args)
         if args.command in cli_train.COMMANDS:
             return cli_train.run(args)
         if args.command in cli_control.COMMANDS:
@@ -113,12 +120,24 @@ def _log_to_file() -> None:
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from nexus_desktop.chat.service import GovernorNotice, HistoryTrimmed, ReplySaved, ReplyToken, ToolCalled
+    from nexus_desktop.chat.service import (
+        EmptyMessageError,
+        GovernorNotice,
+        HistoryTrimmed,
+        ReplySaved,
+        ReplyToken,
+        ToolCalled,
+    )
     from nexus_desktop.core import AppCore
 
+    if not args.message.strip():
+        raise EmptyMessageError()  # before the model loads or a chat opens
     core = AppCore()
     try:
-        character = _find_character(core, args.character)
+        from nexus_desktop.cli_chats import chat_to_continue
+
+        continued = chat_to_continue(core.store, args.chat) if args.chat is not None else None
+        character = continued[1] if continued else _find_character(core, args.character)
         if args.model:
             path = Path(args.model).expanduser()
             core.settings = core.settings.model_copy(update={"model_path": str(path), "source": "local"})
@@ -134,7 +153,11 @@ async def _chat(args: argparse.Namespace) -> int:
         if wants_tools or intercepted or routed:
             # Tools and chat interceptors run in the modules' own processes.
             await core.start_modules(watch=False)
-        if args.new:
+        # The model first: one that cannot load leaves no new chat behind (the send saves nothing either).
+        await core.sources.get(character.name)
+        if continued:
+            chat = continued[0]
+        elif args.new:
             chat, _ = await core.chat.new_chat(character.id)
         else:
             chat, _ = await core.chat.open_chat(character.id)
@@ -194,7 +217,7 @@ def _find_character(core: AppCore, name: str | None) -> Character:
 
 
 def _characters(args: argparse.Namespace) -> int:
-    from nexus_desktop.cards.io import card_from_record, card_to_record, load_card_with_avatar, save_card
+    from nexus_desktop.cards.io import card_from_record
     from nexus_desktop.core import AppCore
 
     core = AppCore()
@@ -206,17 +229,16 @@ def _characters(args: argparse.Namespace) -> int:
                 print(f"{character.name:<24} {tagline}")
             return 0
         if args.action == "import":
-            card, avatar = load_card_with_avatar(args.file)
-            name, record = card_to_record(card)
-            core.store.add_character(name, record, avatar)
+            added = asyncio.run(core.characters.import_file(args.file))
+            card = card_from_record(added.card)
             greetings = 1 + len(card.alternate_greetings)
             lore = len(card.character_book.entries) if card.character_book else 0
-            print(f"Imported {name} ({greetings} greetings, {lore} lorebook entries).")
+            print(f"Imported {added.name} ({greetings} greetings, {lore} lorebook entries).")
             return 0
         character = _find_character(core, args.name)
-        card = card_from_record(character.card)
-        save_card(card, args.file, version=3 if args.spec == "v3" else 2, avatar_png=character.avatar)
-        print(f"Exported {character.name} to {args.file}")
+        version = 3 if args.spec == "v3" else 2
+        written = asyncio.run(core.characters.export(character, args.file, version))
+        print(f"Exported {character.name} to {written}")
         return 0
     finally:
         core.close()

@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING
 from nexus_desktop import paths
 from nexus_desktop.cards.io import card_to_record
 from nexus_desktop.cards.model import CharacterCard
+from nexus_desktop.cards.service import CharacterService
+from nexus_desktop.changes import Changes
+from nexus_desktop.chat.groups import GroupService
+from nexus_desktop.chat.history import ChatHistory
+from nexus_desktop.chat.personas import PersonaService
 from nexus_desktop.chat.routing import IntentRouter
 from nexus_desktop.chat.service import ChatService
 from nexus_desktop.chat.sources import SourceManager
@@ -27,6 +32,7 @@ from nexus_desktop.control.metrics import MetricsRecorder
 from nexus_desktop.control.report import reports_dir
 from nexus_desktop.control.scheduler import Scheduler
 from nexus_desktop.db.store import AsyncStore, Store
+from nexus_desktop.db.watch import DatabaseWatcher
 from nexus_desktop.modules.characters import ModuleCharacters
 from nexus_desktop.modules.registry import make_plugin_manager
 from nexus_desktop.modules.service import ModuleService
@@ -50,6 +56,17 @@ class AppCore:
     def __init__(self, database: Path | None = None) -> None:
         self.store = Store(database or paths.database_path())
         self.db = AsyncStore(self.store)
+        # Writers emit here after a write; views subscribe and refresh (nexus_desktop/changes.py).
+        self.changes = Changes()
+        self.characters = CharacterService(self.db, self.changes)
+        # Writes by other processes (the CLI) become Change events too, once the window starts it.
+        self.db_watcher = DatabaseWatcher(self.db, self.changes)
+        # Who the user is in each chat: the name for {{user}}, the description for the prompt.
+        self.personas = PersonaService(self.db, self.changes)
+        # Every chat: list, rename, delete, branch, search, SillyTavern files in and out.
+        self.history = ChatHistory(self.db, self.changes)
+        # Group chats: several characters in one chat, their members and turn order.
+        self.groups = GroupService(self.db, self.changes)
         self.secrets = SecretStore()
         self.settings: Settings = self.store.load_settings()
         self.sources = SourceManager(
@@ -111,6 +128,8 @@ class AppCore:
             # The modules' chat hooks (message_will_send, ..._will_be_answered, reply_did_finish).
             get_interceptors=self.running_modules,
             record_call=self.metrics.record,
+            on_model_crash=self.sources.report_crash,
+            changes=self.changes,
         )
         self.seed_default_characters()
 
@@ -195,6 +214,7 @@ class AppCore:
         await self.training.aclose(stop_training=True)
         await self.router.aclose()
         await self.sources.aclose()
+        await self.db_watcher.aclose()
         await asyncio.to_thread(self.close)
 
     def close(self) -> None:

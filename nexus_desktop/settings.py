@@ -8,11 +8,34 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from nexus_desktop.llm.contract import SamplingSettings
+from nexus_desktop.llm.templates import KNOWN_TEMPLATES, InstructTemplate, TemplateChoice
 
 GpuLayers = Literal["auto"] | int
+RANDOM_SEED = -1
 
 
-class Settings(BaseModel):
+class Samplers(BaseModel):
+    """How replies are sampled, and how long they may be: what a named preset holds."""
+
+    temperature: float = Field(default=0.8, ge=0.0, le=5.0)
+    top_p: float = Field(default=0.95, ge=0.0, le=1.0)
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    top_k: int = Field(default=40, ge=0, le=1000)
+    typical_p: float = Field(default=1.0, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.1, ge=0.5, le=3.0)
+    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
+    mirostat_mode: Literal[0, 1, 2] = 0
+    mirostat_tau: float = Field(default=5.0, ge=0.0, le=20.0)
+    mirostat_eta: float = Field(default=0.1, ge=0.0, le=1.0)
+    seed: int = Field(default=RANDOM_SEED, ge=RANDOM_SEED, le=2**31 - 1)
+    dry_multiplier: float = Field(default=0.0, ge=0.0, le=10.0)
+    dry_base: float = Field(default=1.75, ge=1.0, le=4.0)
+    dry_allowed_length: int = Field(default=2, ge=1, le=20)
+    max_tokens: int = Field(default=400, ge=1, le=32768)
+
+
+class Settings(Samplers):
     source: Literal["local", "remote"] = "local"
 
     # Local llama.cpp model. An empty path means the bundled default model.
@@ -22,17 +45,18 @@ class Settings(BaseModel):
     threads: int = Field(default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)), ge=1, le=256)
     gpu_layers: GpuLayers = "auto"
 
-    # Sampling.
-    temperature: float = Field(default=0.8, ge=0.0, le=5.0)
-    top_p: float = Field(default=0.95, ge=0.0, le=1.0)
-    repeat_penalty: float = Field(default=1.1, ge=0.5, le=3.0)
-    max_tokens: int = Field(default=400, ge=1, le=32768)
+    # Sampling: the fields of ``Samplers``, and named sets of them.
+    sampler_presets: dict[str, Samplers] = Field(default_factory=dict)
+    sampler_preset: str = ""
+    """The preset last chosen, for the picker; the values in use are the fields above."""
+
+    # How a local model's prompt is written (remote servers apply their own template).
+    chat_template: TemplateChoice = "model"
+    custom_template: InstructTemplate = Field(default_factory=lambda: KNOWN_TEMPLATES["chatml"])
 
     # OpenAI-compatible server. The API key is never here: it lives in the OS keyring.
     remote_base_url: str = "http://127.0.0.1:11434/v1"
     remote_model: str = ""
-
-    user_name: str = Field(default="You", min_length=1, max_length=64)
 
     # Typed commands (/roll 2d6) always run tools; letting the model pick tools by itself costs two
     # short extra generations per message, and small models misfire, so it is opt-in.
@@ -49,6 +73,10 @@ class Settings(BaseModel):
     prometheus_enabled: bool = False
     prometheus_port: int = Field(default=9464, ge=1024, le=65535)
 
+    # Appearance: "system" follows the desktop's light or dark scheme; text size in percent.
+    theme: Literal["system", "dark", "light"] = "system"
+    font_scale: int = Field(default=100, ge=80, le=150)
+
     # Window behaviour.
     minimize_to_tray: bool = False
     last_character_id: int | None = None
@@ -60,10 +88,36 @@ class Settings(BaseModel):
             return int(value)
         return value
 
+    def conflict(self) -> str | None:
+        """Settings that are each valid but disagree, as a sentence; None when they agree.
+
+        Not a validator: settings stored by an older version must still load.
+        """
+        if self.max_tokens >= self.context_size:
+            return (
+                f"The response length ({self.max_tokens} tokens) must be shorter than the context "
+                f"({self.context_size} tokens), which also holds the prompt"
+            )
+        custom = self.custom_template
+        if self.chat_template == "custom" and not (custom.user_prefix or custom.assistant_prefix):
+            return "The custom template needs a user or an assistant prefix to tell the turns apart"
+        return None
+
+    def samplers(self) -> Samplers:
+        """The sampler values in use, as a preset would hold them."""
+        return Samplers.model_validate(self.model_dump(include=set(Samplers.model_fields)))
+
+    def instruct_template(self) -> InstructTemplate | None:
+        """The chosen template; None means the model's own."""
+        if self.chat_template == "model":
+            return None
+        if self.chat_template == "custom":
+            return self.custom_template
+        return KNOWN_TEMPLATES[self.chat_template]
+
     def sampling(self) -> SamplingSettings:
         return SamplingSettings(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            repeat_penalty=self.repeat_penalty,
-            max_tokens=self.max_tokens,
+            **self.samplers().model_dump(exclude={"seed"}),
+            seed=None if self.seed == RANDOM_SEED else self.seed,
+            template=self.instruct_template(),
         )

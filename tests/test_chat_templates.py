@@ -1,6 +1,7 @@
 """Models with strict chat templates still chat: a conversation that opens with the character's
 greeting and carries system messages inside it is reshaped for templates that refuse it
-(Mistral's alternation rule, Gemma 2's "no system role"), without losing a word."""
+(Mistral's alternation rule, Gemma 2's "no system role"), without losing a word.  And a chosen
+instruct template (ChatML, Alpaca, Llama 3, a custom one) is what the local model reads."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from nexus_desktop.llm.contract import (
 from nexus_desktop.llm.local import LocalLlamaSource
 from nexus_desktop.llm.openai_compat import OpenAICompatSource
 from nexus_desktop.llm.roles import CHAT_OPENER, alternating, as_given, shapes_from, without_system_role
+from nexus_desktop.llm.templates import KNOWN_TEMPLATES, InstructTemplate, from_one_line, one_line
 from tests.servers import start_llama_server, stop_llama_server
 
 # The rule of Mistral's templates (7B v0.3, Nemo, Small) and Gemma 2's, as they are written there.
@@ -166,3 +168,75 @@ def test_a_remote_server_with_a_strict_template_answers_the_same_chat(
         stop_llama_server(server)
 
     assert reply.text.strip()
+
+
+# --- Chosen instruct templates ------------------------------------------------------------------
+
+SHORT_CHAT = (
+    ChatMessage("system", "You are Vega."),
+    ChatMessage("user", "Hello!"),
+    ChatMessage("assistant", "Welcome aboard."),
+    ChatMessage("user", "Where are we?"),
+)
+
+
+def test_chatml_writes_each_turn_between_its_markers_and_opens_the_reply() -> None:
+    prompt = KNOWN_TEMPLATES["chatml"].render(as_dicts(SHORT_CHAT))
+
+    assert prompt == (
+        "<|im_start|>system\nYou are Vega.<|im_end|>\n"
+        "<|im_start|>user\nHello!<|im_end|>\n"
+        "<|im_start|>assistant\nWelcome aboard.<|im_end|>\n"
+        "<|im_start|>user\nWhere are we?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert KNOWN_TEMPLATES["chatml"].stop_strings() == ["<|im_end|>", "<|im_start|>user"]
+
+
+def test_families_without_a_system_role_write_it_as_a_user_turn() -> None:
+    gemma = KNOWN_TEMPLATES["gemma"].render([{"role": "system", "content": "Be brief."}])
+    alpaca = KNOWN_TEMPLATES["alpaca"].render(as_dicts(SHORT_CHAT[:2]))
+
+    assert gemma == "<start_of_turn>user\nBe brief.<end_of_turn>\n<start_of_turn>model\n"
+    assert alpaca == "You are Vega.\n\n### Instruction:\nHello!\n\n### Response:\n"
+    assert KNOWN_TEMPLATES["alpaca"].stop_strings() == ["### Instruction:"]  # a blank suffix stops nothing
+
+
+def test_a_one_line_field_keeps_new_lines_and_backslashes() -> None:
+    for text in ("<|user|>\n", "C:\\path\\n", "\t[INST] ", "plain"):
+        assert from_one_line(one_line(text)) == text
+    assert one_line("### Instruction:\n") == "### Instruction:\\n"
+    assert from_one_line("a\\qb") == "a\\qb"  # an unknown escape stays as typed
+
+
+def last_prompt_with(model: Path, template: InstructTemplate | None) -> tuple[str, str]:
+    """(the prompt the model read, its reply) for SHORT_CHAT with ``template``."""
+
+    async def main() -> tuple[str, str]:
+        source = LocalLlamaSource(model, context_size=1024, threads=1)
+        try:
+            sampling = SamplingSettings(temperature=0.0, max_tokens=40, seed=1, template=template)
+            reply = await source(ChatInput(messages=SHORT_CHAT, sampling=sampling), RunContext())
+            return await source.last_prompt(), reply.text
+        finally:
+            await source.aclose()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.model
+def test_the_model_reads_the_prompt_in_the_chosen_template(smollm2_path: Path) -> None:
+    alpaca, alpaca_reply = last_prompt_with(smollm2_path, KNOWN_TEMPLATES["alpaca"])
+    llama3, _ = last_prompt_with(smollm2_path, KNOWN_TEMPLATES["llama3"])
+    custom, _ = last_prompt_with(
+        smollm2_path, InstructTemplate(user_prefix="<<Captain>> ", assistant_prefix="<<Vega>> ")
+    )
+    own, _ = last_prompt_with(smollm2_path, None)
+
+    assert alpaca.endswith("### Instruction:\nWhere are we?\n\n### Response:\n")
+    assert "<|im_start|>" not in alpaca
+    assert "### Instruction:" not in alpaca_reply  # the template's stop ends the reply there
+    assert "<|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>" in llama3
+    assert custom.endswith("<<Captain>> Where are we?<<Vega>> ")
+    # The control: SmolLM2's own template is ChatML, written by its GGUF's Jinja template.
+    assert "<|im_start|>user\nWhere are we?<|im_end|>" in own and "### Instruction:" not in own

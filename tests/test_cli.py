@@ -72,6 +72,24 @@ def test_chat_with_a_missing_model_file_says_what_to_do(private_data_dir: Path, 
     assert_one_line_error(result, "not found", "pick another file with --model")
 
 
+def test_chat_with_a_broken_model_file_fails_and_saves_nothing(
+    private_data_dir: Path, tmp_path: Path
+) -> None:
+    from nexus_desktop.db.store import Store
+
+    broken = tmp_path / "bad.gguf"
+    broken.write_bytes(bytes(range(7, 40)))  # a few bytes that are not a GGUF model
+    result = nexus("chat", "--model", str(broken), "hi", data_dir=private_data_dir)
+    assert_one_line_error(result, "bad.gguf")
+    store = Store(private_data_dir / "nexus.db")
+    try:
+        characters = store.list_characters()
+        assert characters  # the database was opened: the control that it is the one the CLI used
+        assert all(not store.list_chats(c.id or 0) for c in characters)  # no chat, no "hi"
+    finally:
+        store.close()
+
+
 def test_chat_with_an_empty_message_is_refused(private_data_dir: Path) -> None:
     result = nexus("chat", "   ", data_dir=private_data_dir)
     assert_one_line_error(result, "Type a message")

@@ -147,7 +147,7 @@ def test_wrong_key_is_refused_with_a_message_that_never_shows_the_key(
     error = error_of(source)
 
     assert "refused the API key" in str(error)
-    assert "update the key in Settings → Remote" in str(error)
+    assert "update the key in Settings → Remote server" in str(error)
     assert wrong_key not in str(error)
 
     async def check() -> None:
@@ -200,7 +200,7 @@ def test_unreachable_server_fails_with_the_address_and_what_to_check() -> None:
     error = error_of(source)
 
     assert str(error) == (
-        f"Cannot reach {base_url} — is the server running? Check the address in Settings → Remote."
+        f"Cannot reach {base_url} — is the server running? Check the address in Settings → Remote server."
     )
 
 

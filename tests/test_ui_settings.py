@@ -1,4 +1,5 @@
-"""Settings in the real window: applied without restart, bad models reported, API keys kept safe."""
+"""Settings in the real window: applied without restart, bad models reported, API keys kept safe;
+the Generation page's samplers, presets (SillyTavern files too), lengths and prompt template."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import keyring
 import pytest
 from keyring.backends import fail
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from nexus_desktop.chat.sources import REMOTE_KEY_NAME
 from nexus_desktop.db.store import Store
@@ -52,26 +53,40 @@ def test_the_dialog_uses_the_key_name_the_model_sources_read() -> None:
 def test_saved_settings_apply_at_once_and_persist(qtbot: Any, window: Any, core: Any) -> None:
     dialog = window.open_settings("generation")
     assert dialog.tabs.currentIndex() == 1
-    dialog.user_name.setText("Captain")
-    dialog.max_tokens.setValue(77)
-    dialog.temperature.setValue(0.3)
+    dialog.samplers.max_tokens.set_value(77)
+    dialog.samplers.fields["temperature"].setValue(0.3)
     save(qtbot, dialog)
 
-    qtbot.waitUntil(lambda: core.settings.user_name == "Captain", timeout=LONG)
+    qtbot.waitUntil(lambda: core.settings.max_tokens == 77, timeout=LONG)
     run(qtbot, wait_for_running_ops())  # the write to the database finishes in the background
     assert not dialog.isVisible()
-    assert core.settings.max_tokens == 77 and core.settings.temperature == pytest.approx(0.3)
-    assert Store(core.store.path).load_settings().user_name == "Captain"
+    assert core.settings.temperature == pytest.approx(0.3)
+    stored = Store(core.store.path).load_settings()
+    assert stored.max_tokens == 77 and stored.temperature == pytest.approx(0.3)
+
+
+def test_your_name_opens_the_persona_manager(qtbot: Any, window: Any, core: Any) -> None:
+    """The user's name lives in personas now; the settings row leads there instead of a dead field."""
+    from nexus_desktop.ui.persona_dialog import PersonaDialog
+
+    dialog = window.open_settings("generation")
+    qtbot.mouseClick(dialog.personas_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(isinstance(w, PersonaDialog) and w.isVisible() for w in dialog.children()))
+    for child in dialog.children():
+        if isinstance(child, PersonaDialog):
+            child.reject()
+    dialog.reject()
 
 
 def test_invalid_settings_are_explained_and_not_saved(qtbot: Any, window: Any, core: Any) -> None:
-    dialog = window.open_settings("generation")
-    dialog.user_name.setText("   ")
+    dialog = window.open_settings("remote")
+    dialog.use_remote.setChecked(True)
+    dialog.remote_model.setEditText("")
     save(qtbot, dialog)
 
     assert dialog.isVisible()
-    assert any("name" in text for text in banner_texts(dialog.banners, "error"))
-    assert core.settings.user_name == "Tester"
+    assert any("model" in text for text in banner_texts(dialog.banners, "error"))
+    assert core.settings.source == "local"
     dialog.reject()
 
 
@@ -109,6 +124,7 @@ def test_a_broken_model_file_shows_an_error_banner_and_the_app_keeps_working(
     dialog = window.findChildren(SettingsDialog)[-1]
     dialog.model_path.clear()
     save(qtbot, dialog)
+    qtbot.waitUntil(lambda: window.status_line.state != "error", timeout=LONG)  # the reload has begun
     wait_model_ready(qtbot, window)
     chat.composer.clear()
     type_and_send(qtbot, window, "Hello again!")
@@ -216,3 +232,235 @@ def test_prometheus_switched_on_in_settings_serves_and_a_taken_port_shows_a_noti
     assert core.prometheus.endpoint.port == free
     run(qtbot, wait_for_running_ops())
     assert Store(core.store.path).load_settings().prometheus_port == free
+
+
+# --- Generation: samplers, presets, lengths, template -------------------------------------------
+
+PRESETS = Path(__file__).parent / "fixtures" / "st_presets"
+
+
+@pytest.fixture
+def dialog(qtbot: Any, core: Any) -> Iterator[SettingsDialog]:
+    """The settings dialog on the Generation page, on its own (no window, no model loading)."""
+    settings_dialog = SettingsDialog(core, page="generation")
+    qtbot.addWidget(settings_dialog)
+    settings_dialog.show()
+    yield settings_dialog
+    run(qtbot, wait_for_running_ops())
+
+
+def retype(qtbot: Any, edit: Any, text: str) -> None:
+    """Replace the text in ``edit`` as a user would."""
+    edit.selectAll()
+    qtbot.keyClick(edit, Qt.Key.Key_Backspace)
+    qtbot.keyClicks(edit, text)
+
+
+def answer_name_prompt(page: Any, name: str) -> None:
+    prompt = page.name_prompt
+    assert prompt is not None and prompt.isVisible()
+    prompt.setTextValue(name)
+    prompt.accept()
+
+
+def test_samplers_and_a_named_preset_are_saved_and_survive_a_restart(
+    qtbot: Any, dialog: SettingsDialog, core: Any
+) -> None:
+    page = dialog.samplers
+    for field, value in (("temperature", 0.5), ("top_k", 12), ("min_p", 0.1), ("dry_multiplier", 0.8)):
+        page.fields[field].setValue(value)
+    page.seed.setValue(77)
+    page.mirostat_mode.setCurrentIndex(page.mirostat_mode.findData(2))
+    qtbot.mouseClick(page.save_preset_button, Qt.MouseButton.LeftButton)
+    answer_name_prompt(page, "  Focused  ")
+    assert page.preset_box.currentText() == "Focused"
+
+    applied: list[Any] = []
+    dialog.applied.connect(lambda settings, _key: applied.append(settings))
+    save(qtbot, dialog)
+    (settings,) = applied
+    run(qtbot, core.update_settings(settings))
+
+    stored = Store(core.store.path).load_settings()
+    assert (stored.temperature, stored.top_k, stored.min_p, stored.seed) == (0.5, 12, 0.1, 77)
+    assert (stored.mirostat_mode, stored.dry_multiplier) == (2, 0.8)
+    assert stored.sampler_preset == "Focused"
+    assert stored.sampler_presets["Focused"] == stored.samplers()
+    assert stored.sampling().seed == 77
+
+
+def test_choosing_renaming_and_deleting_presets_and_cancel_keeps_the_saved_ones(
+    qtbot: Any, dialog: SettingsDialog, core: Any
+) -> None:
+    page = dialog.samplers
+    page.fields["temperature"].setValue(1.3)
+    page.save_preset_as("Wild")
+    page.fields["temperature"].setValue(0.2)
+    page.save_preset_as("Calm")
+
+    page.choose_preset("Wild")
+    assert page.fields["temperature"].value() == pytest.approx(1.3)
+    page.rename_preset("Wild", "Calm")  # taken: refused, nothing renamed
+    assert "already called" in banner_texts(dialog.banners, "error")[-1]
+    assert set(page.presets) == {"Wild", "Calm"}
+    qtbot.mouseClick(page.rename_preset_button, Qt.MouseButton.LeftButton)
+    answer_name_prompt(page, "Stormy")
+    assert set(page.presets) == {"Stormy", "Calm"} and page.preset_box.currentText() == "Stormy"
+    qtbot.mouseClick(page.delete_preset_button, Qt.MouseButton.LeftButton)
+    assert set(page.presets) == {"Calm"} and page.preset_box.currentText() == "No preset"
+    assert not page.delete_preset_button.isEnabled()
+
+    dialog.reject()
+    assert core.settings.sampler_presets == {}  # nothing is kept without Save
+
+
+def test_a_sillytavern_preset_file_is_imported_and_its_unknown_keys_listed(
+    qtbot: Any, dialog: SettingsDialog
+) -> None:
+    page = dialog.samplers
+    page.import_preset(PRESETS / "Midnight Drift.json")
+    qtbot.waitUntil(lambda: "Midnight Drift" in page.presets, timeout=LONG)
+
+    assert page.preset_box.currentText() == "Midnight Drift"
+    assert page.fields["temperature"].value() == pytest.approx(1.25)
+    assert page.fields["dry_multiplier"].value() == pytest.approx(0.8)
+    assert page.seed.value() == 1234
+    (notice,) = banner_texts(dialog.banners, "info")
+    assert "Ignored" in notice and "temperature_last" in notice and "more" in notice
+
+    page.import_preset(PRESETS / "Midnight Drift.json")  # a second copy gets its own name
+    qtbot.waitUntil(lambda: "Midnight Drift (2)" in page.presets, timeout=LONG)
+
+
+@pytest.mark.parametrize(
+    ("file", "named"),
+    [("out-of-range.json", '"min_p"'), ("wrong-type.json", '"top_p"'), ("broken-json.json", "JSON")],
+)
+def test_a_malformed_preset_file_shows_what_is_wrong_and_changes_nothing(
+    qtbot: Any, dialog: SettingsDialog, file: str, named: str
+) -> None:
+    page = dialog.samplers
+    before = page.samplers()
+
+    page.import_preset(PRESETS / file)
+    qtbot.waitUntil(lambda: bool(banner_texts(dialog.banners, "error")), timeout=LONG)
+
+    (message,) = banner_texts(dialog.banners, "error")
+    assert named in message and file in message
+    assert page.presets == {} and page.samplers() == before
+
+
+def test_a_response_as_long_as_the_context_is_refused_on_save(
+    qtbot: Any, dialog: SettingsDialog, core: Any
+) -> None:
+    page = dialog.samplers
+    qtbot.waitUntil(lambda: "8,192" in page.limit_label.text(), timeout=LONG)  # SmolLM2's trained length
+    assert "SmolLM2" in page.limit_label.text()
+    assert page.context_size.slider.maximum() == 8192
+
+    page.context_size.set_value(1024)
+    page.max_tokens.set_value(1024)
+    assert "Too long" in page.length_label.text()
+    save(qtbot, dialog)
+    (message,) = banner_texts(dialog.banners, "error")
+    assert "The response length (1024 tokens) must be shorter than the context (1024 tokens)" in message
+    assert dialog.isVisible() and core.settings.max_tokens != 1024
+
+    page.max_tokens.set_value(1023)  # the control: one token less is fine
+    assert "At most 1,023 tokens" in page.length_label.text()
+    assert dialog.settings().max_tokens == 1023
+
+
+def test_the_template_choice_is_for_local_models_and_a_custom_one_keeps_new_lines(
+    qtbot: Any, dialog: SettingsDialog
+) -> None:
+    template = dialog.samplers.template
+    assert template.choice.isEnabled() and not template.parts_box.isVisible()  # the model's own
+
+    template.choice.setCurrentIndex(template.choice.findData("alpaca"))
+    assert template.parts["user_prefix"].text() == "### Instruction:\\n"
+    assert template.parts["user_prefix"].isReadOnly()
+
+    template.choice.setCurrentIndex(template.choice.findData("custom"))
+    retype(qtbot, template.parts["user_prefix"], "<<Captain>>\\n")
+    retype(qtbot, template.parts["assistant_prefix"], "<<Vega>>\\n")
+    settings = dialog.settings()
+    assert settings.chat_template == "custom"
+    assert settings.custom_template.user_prefix == "<<Captain>>\n"
+    assert settings.instruct_template() == settings.custom_template
+
+    retype(qtbot, template.parts["user_prefix"], "")
+    retype(qtbot, template.parts["assistant_prefix"], "")
+    save(qtbot, dialog)
+    assert (
+        "The custom template needs a user or an assistant prefix" in banner_texts(dialog.banners, "error")[-1]
+    )
+
+    dialog.use_remote.setChecked(True)
+    assert not template.choice.isEnabled() and not template.parts_box.isVisible()
+    assert "remote server writes the prompt with its own template" in template.note.text()
+    assert "server" in dialog.samplers.dry_label.text()
+
+
+def test_dry_is_shown_unavailable_with_the_reason_when_the_build_lacks_it(dialog: SettingsDialog) -> None:
+    page = dialog.samplers
+    page.set_dry_in_build(False)
+    assert "unavailable" in page.dry_label.text() and "no DRY sampler" in page.dry_label.text()
+    assert not any(
+        page.fields[field].isEnabled() for field in ("dry_multiplier", "dry_base", "dry_allowed_length")
+    )
+
+    page.set_dry_in_build(True)  # the control: the pinned build has it
+    assert all(
+        page.fields[field].isEnabled() for field in ("dry_multiplier", "dry_base", "dry_allowed_length")
+    )
+
+
+def test_every_generation_control_fits_a_800_by_500_screen_with_a_name(qtbot: Any, core: Any) -> None:
+    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QSlider
+
+    dialog = SettingsDialog(core, page="generation")
+    qtbot.addWidget(dialog)
+    dialog.resize(800, 500)
+    dialog.show()
+    qtbot.waitUntil(lambda: "8,192" in dialog.samplers.limit_label.text(), timeout=LONG)
+    area = dialog.tabs.currentWidget()
+
+    assert dialog.height() <= 500 and dialog.save_button.isVisible()
+    assert area.horizontalScrollBar().maximum() == 0  # nothing cut at the side
+    kinds = (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QSlider)
+    controls = [
+        widget
+        for widget in dialog.samplers.findChildren(QWidget)
+        if isinstance(widget, kinds) and not isinstance(widget.parent(), QAbstractSpinBox | QComboBox)
+    ]
+    assert len(controls) > 25
+    for control in controls:
+        assert control.accessibleName(), control
+        if control.isVisible():
+            assert control.width() >= control.minimumSizeHint().width() - 1, control.accessibleName()
+    run(qtbot, wait_for_running_ops())
+
+
+@pytest.mark.model
+@needs_model
+def test_sampler_changes_keep_the_model_and_a_new_context_reloads_it(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    wait_model_ready(qtbot, window)
+    loaded = core.sources.current
+
+    dialog = window.open_settings("generation")
+    dialog.samplers.fields["top_k"].setValue(5)
+    save(qtbot, dialog)
+    qtbot.waitUntil(lambda: core.settings.top_k == 5, timeout=LONG)
+    assert core.sources.current is loaded
+
+    dialog = window.open_settings("generation")
+    qtbot.waitUntil(lambda: "Loaded now: 4,096 tokens" in dialog.samplers.limit_label.text(), timeout=LONG)
+    dialog.samplers.context_size.set_value(2048)
+    save(qtbot, dialog)
+    qtbot.waitUntil(
+        lambda: core.sources.current is not loaded and core.sources.state.phase == "ready", timeout=LONG
+    )
+    assert core.sources.current.context_size == 2048

@@ -22,7 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 T = TypeVar("T")
 
 LONG = 180_000  # ms: the machine is shared and slow; waits are generous, never asserted on
-MODEL_SETTINGS = {"threads": 1, "max_tokens": 24, "user_name": "Tester"}
+MODEL_SETTINGS = {"threads": 1, "max_tokens": 24}
 
 
 def model_available() -> bool:
@@ -92,6 +92,9 @@ def core(data_dir: Path, qt_loop: asyncio.AbstractEventLoop) -> Any:
     settings = app_core.settings.model_copy(update=MODEL_SETTINGS)
     app_core.store.save_settings(settings)
     app_core.settings = settings
+    from nexus_desktop.chat.personas import add_persona
+
+    add_persona(app_core.store.engine, "Tester")  # who the user is: {{user}} reads "Tester"
     return app_core
 
 

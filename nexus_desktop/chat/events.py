@@ -68,4 +68,30 @@ class GovernorNotice:
     text: str
 
 
-ChatEvent = UserMessageSaved | HistoryTrimmed | ToolCalled | ReplyToken | ReplySaved | GovernorNotice
+@dataclass(frozen=True)
+class Impersonated:
+    """Impersonate's result: the user's next message as the model wrote it in their persona's
+    voice, for the message box; never saved."""
+
+    text: str
+    output: ChatOutput
+
+
+@dataclass(frozen=True)
+class SpeakerChosen:
+    """In a group chat: the member who writes the reply whose tokens and ``ReplySaved`` follow."""
+
+    character_id: int
+    name: str
+
+
+ChatEvent = (
+    UserMessageSaved
+    | HistoryTrimmed
+    | ToolCalled
+    | ReplyToken
+    | ReplySaved
+    | GovernorNotice
+    | Impersonated
+    | SpeakerChosen
+)

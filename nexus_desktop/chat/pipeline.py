@@ -13,14 +13,18 @@
 
 Interceptors run out of process with a time limit (the module supervisor); a provider that
 raises or answers with something other than text is skipped here as well.
+
+Continue and Impersonate (``writing.py``, mixed in) read the same context, leave out the same
+hidden messages and make the same budgeted model call (``_generate``); only what they write differs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -32,14 +36,19 @@ from nexus_desktop.chat.events import (
     ReplySaved,
     ReplyToken,
 )
+from nexus_desktop.chat.group_prompt import GROUP_NUDGE, heard_by
+from nexus_desktop.chat.groups import GroupError, last_speaker
 from nexus_desktop.chat.metering import MeteredSource, RecordCall
+from nexus_desktop.chat.model_output import Generated, stats_record, strip_speaker
+from nexus_desktop.chat.personas import persona_for_chat
 from nexus_desktop.chat.prompt import PromptPlan, Turn, build_prompt
 from nexus_desktop.chat.tool_rounds import Collect, ReplyScope, Route, ToolRounds, ToolsGetter, model_text
 from nexus_desktop.chat.tools import tool_turn_text
+from nexus_desktop.chat.writing import WritingReplies, author_note
 from nexus_desktop.control.governor import BudgetSpentError, Governor, TokenGrant, budget_cut_text
 from nexus_desktop.control.policy import Policy, PolicyError
 from nexus_desktop.db.store import AsyncStore
-from nexus_desktop.db.tables import Character, Chat, Message
+from nexus_desktop.db.tables import Character, Chat, Message, Persona
 from nexus_desktop.llm.contract import (
     ChatInput,
     ChatMessage,
@@ -74,33 +83,16 @@ class Interceptors(Protocol):
 InterceptorsGetter = Callable[[], Interceptors | None]
 
 
-def strip_speaker(text: str, name: str) -> str:
-    """Small models often open with "Vega:"; the bubble already says who speaks."""
-    text = text.strip()
-    prefix = f"{name}:"
-    return text[len(prefix) :].lstrip() if text.startswith(prefix) else text
-
-
-def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
-    s = output.stats
-    return {
-        "model": model,
-        "tokens_per_second": round(s.tokens_per_second, 2),
-        "prompt_tokens": s.prompt_tokens,
-        "completion_tokens": s.completion_tokens,
-        "context_used": s.context_used,
-        "context_size": s.context_size,
-        "seconds": round(s.seconds, 3),
-        "first_token_seconds": round(s.first_token_seconds, 3),
-        "finish_reason": s.finish_reason,
-    }
+def _writer(scope: ReplyScope) -> tuple[int | None, str]:
+    """Who writes this reply, as ``Message.speaker_id`` and ``speaker_name`` keep it."""
+    return scope.context.character_id, scope.card.name
 
 
 def _turns(messages: tuple[ChatMessage, ...]) -> tuple[signals.Turn, ...]:
     return tuple((m.role, m.content) for m in messages)
 
 
-class ReplyPipeline:
+class ReplyPipeline(WritingReplies):
     def __init__(
         self,
         db: AsyncStore,
@@ -125,10 +117,34 @@ class ReplyPipeline:
         self._token_cache: OrderedDict[tuple[str, str], int] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
 
+    async def prepare(
+        self,
+        chat_id: int,
+        regenerate_id: int | None,
+        run: RunContext,
+        *,
+        pending: str | None = None,
+        speaker_id: int | None = None,
+    ) -> tuple[ReplyScope, GovernorNotice | None]:
+        """What a reply reads first: the chat, the card, the policy and the model source.
+
+        Raises, having saved nothing, when the reply cannot go ahead: the model source cannot be
+        had, or ``pending`` (the user's new message, not saved yet) would not fit the context
+        beside the card (``PromptTooLongError``).  A send is accepted only once this returns.
+        ``speaker_id``: in a group chat, the member who writes this reply (``group_prompt.py``)."""
+        scope, notice = await self._scope(chat_id, regenerate_id, run, speaker_id)
+        if pending is not None:
+            await self._plan(scope, pending=pending)  # the counts are cached for the reply's own plan
+        return scope, notice
+
     async def run(
-        self, chat_id: int, regenerate_id: int | None, new_text: str | None, run: RunContext
+        self,
+        scope: ReplyScope,
+        notice: GovernorNotice | None,
+        regenerate_id: int | None,
+        new_text: str | None,
     ) -> AsyncIterator[ChatEvent]:
-        scope, notice = await self._scope(chat_id, regenerate_id, run)
+        """The reply itself, from ``prepare``'s scope (whose history ends with the message to answer)."""
         if notice is not None:
             yield notice
         interceptors = self._get_interceptors() if self._get_interceptors is not None else None
@@ -161,12 +177,12 @@ class ReplyPipeline:
     # Steps --------------------------------------------------------------------------------
 
     async def _scope(
-        self, chat_id: int, regenerate_id: int | None, run: RunContext
+        self, chat_id: int, regenerate_id: int | None, run: RunContext, speaker_id: int | None = None
     ) -> tuple[ReplyScope, GovernorNotice | None]:
-        chat, character, history, stored = await self.db.call(self._load, chat_id)
+        chat, character, history, stored, persona = await self.db.call(self._load, chat_id, speaker_id)
         card = CharacterCard.model_validate(character.card)
-        if regenerate_id is not None:
-            history = [m for m in history if m.id != regenerate_id]
+        # Hidden messages stay in the chat, out of everything the model reads.
+        history = [m for m in history if not m.hidden and m.id != regenerate_id]
         notice = None
         policy = stored if isinstance(stored, Policy) else Policy()
         if isinstance(stored, PolicyError):
@@ -192,24 +208,33 @@ class ReplyPipeline:
         )
         context = MessageContext(
             chat_id=chat_id,
-            character_id=chat.character_id,
+            character_id=character.id,
             character_name=card.name,
-            user_name=settings.user_name,
+            user_name=persona.name,
         )
-        return ReplyScope(chat_id, card, policy, settings, source, run, context, history), notice
+        scope = ReplyScope(
+            chat_id, card, policy, settings, source, run, context, history, persona, author_note(chat)
+        )
+        return scope, notice
 
-    def _load(self, chat_id: int) -> tuple[Chat, Character, list[Message], Policy | PolicyError]:
+    def _load(
+        self, chat_id: int, speaker_id: int | None = None
+    ) -> tuple[Chat, Character, list[Message], Policy | PolicyError, Persona]:
         """Everything a reply reads first, in one trip to the database thread (each trip costs a
         thread hand-over, which a busy machine makes slow)."""
         store = self.db.store
         chat = store.get_chat(chat_id)
-        character = store.get_character(chat.character_id)
         history = store.list_messages(chat_id)
+        # A group chat's reply is its speaker's; Continue and Impersonate go on with the last one.
+        writer = speaker_id or chat.character_id or last_speaker(history)
+        if writer is None:
+            raise GroupError("Nobody in this group has spoken yet; press Speak beside a member first.")
+        character = store.get_character(writer)
         try:
-            policy: Policy | PolicyError = self.governor.policy_for(chat.character_id)
+            policy: Policy | PolicyError = self.governor.policy_for(writer)
         except PolicyError as error:
             policy = error
-        return chat, character, history, policy
+        return chat, character, history, policy, persona_for_chat(store.engine, chat_id)
 
     async def _filter(self, interceptors: Interceptors, scope: ReplyScope, text: str) -> str:
         try:
@@ -236,7 +261,9 @@ class ReplyPipeline:
 
     async def _save_answer(self, scope: ReplyScope, answer: str) -> ReplySaved:
         stats = {"answered_by": "module"}
-        saved = await self.db.call(self.db.store.add_message, scope.chat_id, "assistant", answer, stats)
+        saved = await self.db.call(
+            self.db.store.add_message, scope.chat_id, "assistant", answer, stats, speaker=_writer(scope)
+        )
         return ReplySaved(saved, ChatOutput(answer, ReplyStats(0, 0, 0.0, 0.0, None, "stop")))
 
     def _keep_sent_as(self, scope: ReplyScope, sent: str) -> None:
@@ -268,6 +295,37 @@ class ReplyPipeline:
         plan = await self._plan(scope)
         if plan.dropped:
             yield HistoryTrimmed(plan.dropped)
+        name = scope.card.name
+        # Like SillyTavern's stopping strings: the model must not write the user's next line.
+        async with contextlib.aclosing(self._generate(scope, plan, stop=scope.persona.name)) as events:
+            async for event in events:
+                if not isinstance(event, Generated):
+                    yield event
+                    continue
+                output = event.output
+                text = strip_speaker(output.text, name)
+                stats = stats_record(output, scope.source.name)
+                if event.budget_cut:
+                    stats["budget_cut"] = True
+                save = self._settle_and_save
+                saved = await self.db.call(save, scope, event.grant, output, text, stats, regenerate_id)
+                if saved is None:
+                    return
+                if output.stats.finish_reason != "cancelled":
+                    self._collect(signals.ReplySaved(name, _turns(plan.messages), text))
+                yield ReplySaved(saved, output)
+                if event.budget_cut:
+                    yield GovernorNotice("budget_reached", budget_cut_text(name))
+
+    async def _generate(
+        self, scope: ReplyScope, plan: PromptPlan, *, stop: str, continue_last: bool = False
+    ) -> AsyncGenerator[ChatEvent | Generated, None]:
+        """One model call for ``plan`` under the character's daily token budget: ``ReplyToken``s
+        as they come, then one ``Generated``, whose tokens the caller settles as it saves.
+
+        A spent budget yields a notice instead of a call; a call that fails or is abandoned
+        releases its reservation.  ``stop``: the speaker whose next line the model must not write.
+        """
         name, settings = scope.card.name, scope.settings
         try:
             grant = await self.db.call(
@@ -278,11 +336,10 @@ class ReplyPipeline:
             return
         output: ChatOutput | None = None
         try:
-            # Like SillyTavern's stopping strings: the model must not write the user's next line.
-            sampling = replace(
-                settings.sampling(), stop=(f"\n{settings.user_name}:",), max_tokens=grant.reply_tokens
-            )
-            request = ChatInput(messages=plan.messages, sampling=sampling)
+            # In a group, the other members' lines are not this reply's to write either.
+            stops = tuple(f"\n{name}:" for name in (stop, *scope.others))
+            sampling = replace(settings.sampling(), stop=stops, max_tokens=grant.reply_tokens)
+            request = ChatInput(messages=plan.messages, sampling=sampling, continue_last=continue_last)
             async for event in scope.source.stream(request, scope.run):
                 if isinstance(event, TokenEvent):
                     yield ReplyToken(event.text)
@@ -290,23 +347,15 @@ class ReplyPipeline:
                     output = event
             if output is None:
                 raise ModelError("The model stopped without finishing its reply. Try again.")
-            text = strip_speaker(output.text, name)
-            stats = stats_record(output, scope.source.name)
-            cut = grant.cut and output.stats.finish_reason == "length"
-            if cut:
-                stats["budget_cut"] = True
-            save = self._settle_and_save
-            saved = await self.db.call(save, scope, grant, output, text, stats, regenerate_id)
         finally:
             if output is None:  # failed or abandoned: the reservation counts for nothing
                 await self.db.call(self.governor.release, grant)
-        if saved is None:
-            return
-        if output.stats.finish_reason != "cancelled":
-            self._collect(signals.ReplySaved(name, _turns(plan.messages), text))
-        yield ReplySaved(saved, output)
-        if cut:
-            yield GovernorNotice("budget_reached", budget_cut_text(name))
+        yield Generated(output, grant)
+
+    def _settle(self, grant: TokenGrant, output: ChatOutput, *, reply: bool) -> None:
+        """Count a finished call's tokens for its day, and the reply when it made one."""
+        used = output.stats.prompt_tokens + output.stats.completion_tokens
+        self.governor.settle_tokens(grant, used, reply=reply)
 
     def _settle_and_save(
         self,
@@ -318,32 +367,44 @@ class ReplyPipeline:
         regenerate_id: int | None,
     ) -> Message | None:
         """Count the call's tokens, then save the reply (None when it came back empty): one trip."""
-        used = output.stats.prompt_tokens + output.stats.completion_tokens
-        self.governor.settle_tokens(grant, used, reply=bool(text))
+        self._settle(grant, output, reply=bool(text))
         if not text:
             return None
         if regenerate_id is not None:
             return self.db.store.add_swipe(regenerate_id, text, stats)
-        return self.db.store.add_message(scope.chat_id, "assistant", text, stats)
+        return self.db.store.add_message(scope.chat_id, "assistant", text, stats, speaker=_writer(scope))
 
-    async def _plan(self, scope: ReplyScope) -> PromptPlan:
+    async def _plan(
+        self,
+        scope: ReplyScope,
+        *,
+        pending: str | None = None,
+        continuing: bool = False,
+        instruction: str = "",
+    ) -> PromptPlan:
         turns: list[Turn] = []
         for m in scope.history:
             if m.role != "tool":
-                turns.append(Turn("user" if m.role == "user" else "assistant", model_text(m)))
+                turns.append(heard_by(m, model_text(m), scope.context.character_id))
             elif turns and turns[-1].role == "user":
                 # Folded into the user's turn: chat templates that insist on user/assistant
                 # alternation (Mistral, Gemma) reject a separate tool or system message here.
                 turns[-1] = Turn("user", f"{turns[-1].content}\n\n{tool_turn_text(m.content)}")
             else:
                 turns.append(Turn("user", tool_turn_text(m.content)))
+        if pending is not None:
+            turns.append(Turn("user", pending))
         return await build_prompt(
             scope.card,
             turns,
-            user_name=scope.settings.user_name,
+            user_name=scope.persona.name,
+            persona_description=scope.persona.description,
             count_tokens=scope.source.count_tokens,
             context_size=scope.source.context_size,
             reply_tokens=scope.settings.max_tokens,
+            author_note=scope.author_note,
+            continuing=continuing,
+            instruction=instruction or (GROUP_NUDGE if scope.others and not continuing else ""),
         )
 
     async def _count_cached(self, source: ModelSource, texts: list[str]) -> list[int]:

@@ -37,6 +37,16 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class AuthorNote:
+    """SillyTavern's Author's Note: a chat's own text, put ``depth`` messages from the end of the
+    chat in the prompt (0: after the last message), as a message of ``role``."""
+
+    text: str
+    depth: int = 4
+    role: Role = "system"
+
+
+@dataclass(frozen=True)
 class PromptPlan:
     messages: tuple[ChatMessage, ...]
     prompt_tokens: int
@@ -51,7 +61,11 @@ def substitute(text: str, char: str, user: str) -> str:
     return text
 
 
-def system_prompt(card: CharacterCard, user_name: str, lore: Sequence[LorebookEntry]) -> str:
+def system_prompt(
+    card: CharacterCard, user_name: str, lore: Sequence[LorebookEntry], persona_description: str = ""
+) -> str:
+    """SillyTavern's default story string: the user's persona comes after the character's
+    description, personality, scenario and lore, before the example dialogue."""
     sections = [
         card.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT,
         render_lore(lore, "before_char"),
@@ -59,6 +73,7 @@ def system_prompt(card: CharacterCard, user_name: str, lore: Sequence[LorebookEn
         f"{{{{char}}}}'s personality: {card.personality.strip()}" if card.personality.strip() else "",
         f"Scenario: {card.scenario.strip()}" if card.scenario.strip() else "",
         render_lore(lore, "after_char"),
+        persona_description.strip(),
         f"Example dialogue:\n{card.mes_example.strip()}" if card.mes_example.strip() else "",
     ]
     text = "\n\n".join(section for section in sections if section)
@@ -70,27 +85,40 @@ async def build_prompt(
     history: Sequence[Turn],
     *,
     user_name: str,
+    persona_description: str = "",
     count_tokens: TokenCounter,
     context_size: int,
     reply_tokens: int,
+    author_note: AuthorNote | None = None,
+    continuing: bool = False,
+    instruction: str = "",
 ) -> PromptPlan:
     """Fit the system prompt and as much recent history as the context allows.
 
     The oldest history goes first; the newest message always stays.  ``reply_tokens`` is kept
-    free for the answer.
+    free for the answer.  ``user_name`` fills {{user}}; ``persona_description`` is what the
+    user's persona says about them.  ``author_note`` goes in at its depth, as lore does.
+
+    ``continuing``: the last turn is a reply to write more of, so it ends the prompt (after the
+    post-history instructions) and the model goes on from its last word.  ``instruction``: a
+    last system message saying what to write (impersonation's).
     """
     if not history:
         raise ValueError("A prompt needs at least one message.")
     recent = [turn.content for turn in history[-LORE_SCAN_MESSAGES:]]
     lore = activate_entries(card.character_book, recent) if card.character_book else []
-    system = system_prompt(card, user_name, lore)
+    system = system_prompt(card, user_name, lore, persona_description)
     in_chat = [
         (d.depth, ChatMessage(d.role, substitute(d.text, card.name, user_name))) for d in lore_at_depth(lore)
     ]
+    if author_note is not None and author_note.text.strip():
+        note = substitute(author_note.text.strip(), card.name, user_name)
+        in_chat.append((author_note.depth, ChatMessage(author_note.role, note)))
     turns = [Turn(t.role, substitute(t.content, card.name, user_name)) for t in history]
     post_history = substitute(card.post_history_instructions.strip(), card.name, user_name)
 
-    fixed_texts = [system, post_history, *(message.content for _, message in in_chat)]
+    instruction = substitute(instruction.strip(), card.name, user_name)
+    fixed_texts = [system, post_history, instruction, *(message.content for _, message in in_chat)]
     counts = await count_tokens([*fixed_texts, *(t.content for t in turns)])
     fixed = sum(n + PER_MESSAGE_OVERHEAD for n, text in zip(counts, fixed_texts, strict=False) if text)
     turn_tokens = [n + PER_MESSAGE_OVERHEAD for n in counts[len(fixed_texts) :]]
@@ -98,10 +126,16 @@ async def build_prompt(
     budget = context_size - min(reply_tokens, context_size // 2)
     if fixed + turn_tokens[-1] > budget:
         if fixed > budget // 2:
+            what = f"{card.name}'s card" + (" with your persona" if persona_description.strip() else "")
             raise PromptTooLongError(
-                f"{card.name}'s card is about {fixed} tokens, too long for a {context_size}-token "
-                "context. Shorten the description in the character editor, or raise Context size "
-                "in Settings."
+                f"{what} is about {fixed} tokens, too long for a {context_size}-token context. "
+                "Shorten the description in the character editor (or your persona's), or raise "
+                "Context size in Settings."
+            )
+        if continuing:
+            raise PromptTooLongError(
+                f"The reply is about {turn_tokens[-1]} tokens already, and the model's context holds "
+                f"{context_size} with room for more. Regenerate it, or raise Context size in Settings."
             )
         raise PromptTooLongError(
             f"Your message is about {turn_tokens[-1]} tokens, but the model's context holds "
@@ -117,10 +151,15 @@ async def build_prompt(
         used += tokens
         kept += 1
     dropped = len(turns) - kept
+    chat = [ChatMessage(t.role, t.content) for t in turns[dropped:]]
+    unfinished = [chat.pop()] if continuing else []
     messages = [ChatMessage("system", system)]
-    messages += _with_lore_at_depth([ChatMessage(t.role, t.content) for t in turns[dropped:]], in_chat)
+    messages += _with_lore_at_depth(chat, in_chat)
     if post_history:
         messages.append(ChatMessage("system", post_history))
+    if instruction:
+        messages.append(ChatMessage("system", instruction))
+    messages += unfinished
     return PromptPlan(messages=tuple(messages), prompt_tokens=used, dropped=dropped)
 
 

@@ -1,6 +1,10 @@
-"""The active model source, rebuilt when the settings that shape it change.
+"""The active model source, rebuilt when the settings that shape it change, and its state.
 
-Switching models is closing one source and starting another: no restart of the app.
+Switching models is closing one source and starting another: no restart of the app.  The
+manager owns what the window shows about the model (``ModelState``: loading, ready, failed, and
+what is loaded); views subscribe to it.  Only a failed load or a crashed model process makes the
+state failed: an error in one reply (a prompt too long, a server's refusal) says nothing about
+the model's health.
 """
 
 from __future__ import annotations
@@ -8,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from nexus_desktop.changes import Listeners
 from nexus_desktop.llm.catalog import default_model_path
-from nexus_desktop.llm.contract import ModelFileError, ModelSource
+from nexus_desktop.llm.contract import ModelCrashedError, ModelFileError, ModelSource
 from nexus_desktop.secrets import KeyringUnavailableError
 from nexus_desktop.settings import Settings
 
@@ -22,6 +29,33 @@ REMOTE_KEY_NAME = "remote-api-key"
 KeyLookup = Callable[[str], str | None]
 AdapterLookup = Callable[[str, Path], Path | None]
 """(character name, local model path) -> the promoted persona LoRA adapter to apply, if any."""
+
+
+ModelPhase = Literal["idle", "loading", "ready", "failed"]
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What the model is doing, for the status line: ``idle`` (nothing loaded yet, or closed),
+    ``loading``, ``ready`` or ``failed`` (the load failed or the model process crashed)."""
+
+    phase: ModelPhase
+    name: str = ""
+    """The model loading or loaded ("SmolLM2-360M-Instruct-Q8_0.gguf", "remote: gpt-4o")."""
+    context_size: int | None = None
+    gpu_layers: int = 0
+    """Layers llama.cpp put on the GPU (0: the CPU runs it all, or a remote server does)."""
+    llama_cpp: str | None = None
+    """The llama.cpp build serving a local model, when known."""
+    error: BaseException | None = None
+    """Why it failed (a ``ModelError`` says what to do in its text)."""
+
+
+def model_label(settings: Settings) -> str:
+    """The model the settings name, in a few words (before anything is loaded)."""
+    if settings.source == "remote":
+        return f"remote: {settings.remote_model or 'server'}"
+    return Path(settings.model_path).name if settings.model_path else "the bundled SmolLM2 model"
 
 
 def local_model_path(settings: Settings) -> Path:
@@ -63,6 +97,9 @@ class SourceManager:
         self._source: ModelSource | None = None
         self._key: tuple[object, ...] | None = None
         self._lock = asyncio.Lock()
+        self.state = ModelState("idle")
+        self.listeners: Listeners[ModelState] = Listeners()
+        """Hear every new ``state`` (on the event loop's thread)."""
 
     @property
     def current(self) -> ModelSource | None:
@@ -70,22 +107,39 @@ class SourceManager:
 
     async def get(self, character: str | None = None) -> ModelSource:
         """The source for the current settings (and the character's promoted persona adapter),
-        starting or switching to it if needed."""
+        starting or switching to it if needed, and restarting one whose process crashed."""
         async with self._lock:
             settings = self._get_settings()
-            adapter = await self._adapter(settings, character)
-            key = source_key(settings, adapter)
-            if self._source is not None and key == self._key:
-                return self._source
-            await self._close_locked()
-            self._source = await self._start(settings, adapter)
-            self._key = key
+            try:
+                adapter = await self._adapter(settings, character)
+                key = source_key(settings, adapter)
+                if self._source is not None and key == self._key and self.state.phase == "ready":
+                    return self._source
+                self._set_state(ModelState("loading", model_label(settings)))
+                if self._source is None or key != self._key:
+                    await self._close_locked()
+                    self._source = await self._start(settings, adapter)
+                    self._key = key
+                else:
+                    await self._restart(self._source)
+            except asyncio.CancelledError:
+                self._set_state(ModelState("idle"))  # the load was abandoned (the app is closing)
+                raise
+            except Exception as error:
+                self._set_state(ModelState("failed", model_label(settings), error=error))
+                raise
+            self._set_state(_ready_state(self._source))
             return self._source
 
-    async def reload(self) -> ModelSource:
-        async with self._lock:
-            await self._close_locked()
-        return await self.get()
+    def report_crash(self, error: ModelCrashedError) -> None:
+        """A reply saw the model process die: the model has failed until the next ``get``
+        restarts it (errors other than a crash leave the model's state alone)."""
+        if self._source is not None and self.state.phase == "ready":
+            self._set_state(ModelState("failed", self._source.name, error=error))
+
+    def _set_state(self, state: ModelState) -> None:
+        self.state = state
+        self.listeners.emit(state)
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -95,6 +149,15 @@ class SourceManager:
         source, self._source, self._key = self._source, None, None
         if source is not None:
             await source.aclose()
+            self._set_state(ModelState("idle"))
+
+    @staticmethod
+    async def _restart(source: ModelSource) -> None:
+        """Start a crashed local model's process again (a remote source needs nothing)."""
+        from nexus_desktop.llm.local import LocalLlamaSource
+
+        if isinstance(source, LocalLlamaSource):
+            await source.start()
 
     async def _adapter(self, settings: Settings, character: str | None) -> Path | None:
         if character is None or self._lookup_adapter is None or settings.source != "local":
@@ -130,3 +193,17 @@ class SourceManager:
         )
         await source.start()
         return source
+
+
+def _ready_state(source: ModelSource) -> ModelState:
+    from nexus_desktop.llm.local import LocalLlamaSource
+
+    if isinstance(source, LocalLlamaSource):
+        return ModelState(
+            "ready",
+            source.name,
+            source.context_size,
+            gpu_layers=source.gpu_layers_used,
+            llama_cpp=source.llama_cpp_version,
+        )
+    return ModelState("ready", source.name, source.context_size)

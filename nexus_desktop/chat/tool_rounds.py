@@ -18,6 +18,7 @@ from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.chat.commands import parse_command
 from nexus_desktop.chat.events import GovernorNotice, ToolCalled
 from nexus_desktop.chat.metering import MeteredSource
+from nexus_desktop.chat.prompt import AuthorNote
 from nexus_desktop.chat.routing import LABEL_TOOLS, label_for_tool
 from nexus_desktop.chat.tools import (
     ToolCall,
@@ -33,7 +34,7 @@ from nexus_desktop.chat.tools import (
 from nexus_desktop.control.governor import DEFAULT_TOOL_ROUNDS, BudgetSpentError, Governor, ToolLimitError
 from nexus_desktop.control.policy import Policy
 from nexus_desktop.db.store import AsyncStore
-from nexus_desktop.db.tables import Message
+from nexus_desktop.db.tables import Message, Persona
 from nexus_desktop.llm.contract import ChatMessage, ModelCrashedError, RunContext
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.settings import Settings
@@ -59,6 +60,12 @@ class ReplyScope:
     run: RunContext
     context: MessageContext
     history: list[Message]
+    persona: Persona
+    """Who the user is in this chat (``chat/personas.py``)."""
+    author_note: AuthorNote | None = None
+    """The chat's author's note (``chat/writing.py``)."""
+    others: tuple[str, ...] = ()
+    """In a group chat, the other members' names: the reply stops before their next lines."""
 
 
 class ToolRounds:

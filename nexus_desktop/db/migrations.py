@@ -257,7 +257,158 @@ def _v4_control(conn: Connection) -> None:
         conn.execute(text(statement))
 
 
-MIGRATIONS: list[Migration] = [_v1_initial, _v2_modules, _v3_training, _v4_control]
+# The text of a message as shown (its chosen swipe), or NULL for a row that has none; never an
+# error, so a trigger using it cannot make a write fail.
+def _shown_text(row: str) -> str:
+    return (
+        f"CASE WHEN json_valid({row}.swipes) AND {row}.swipe_index >= 0 "
+        f"THEN json_extract({row}.swipes, '$[' || {row}.swipe_index || ']') END"
+    )
+
+
+def _v5_chat_history(conn: Connection) -> None:
+    """Chat history: full-text search over every message, kept current by triggers (so writes from
+    any process, the CLI's included, are indexed), and what an imported SillyTavern chat carries
+    that NEXUS does not use, so exporting it gives it back."""
+    statements = [
+        "ALTER TABLE chat ADD COLUMN st_metadata JSON NOT NULL DEFAULT '{}'",
+        "ALTER TABLE message ADD COLUMN st_extra JSON NOT NULL DEFAULT '{}'",
+        # Opening a chat and its list's "last message" read messages in position order.
+        "CREATE INDEX ix_message_chat_position ON message (chat_id, position)",
+        # rowid = message.id.  remove_diacritics: "cafe" finds "café".
+        """CREATE VIRTUAL TABLE message_fts USING fts5(
+            text, tokenize = 'unicode61 remove_diacritics 2')""",
+        f"INSERT INTO message_fts (rowid, text) SELECT id, {_shown_text('message')} FROM message",
+        f"""CREATE TRIGGER message_fts_insert AFTER INSERT ON message BEGIN
+            INSERT INTO message_fts (rowid, text) VALUES (new.id, {_shown_text("new")});
+        END""",
+        f"""CREATE TRIGGER message_fts_update AFTER UPDATE OF swipes, swipe_index ON message BEGIN
+            DELETE FROM message_fts WHERE rowid = old.id;
+            INSERT INTO message_fts (rowid, text) VALUES (new.id, {_shown_text("new")});
+        END""",
+        # Also runs for the messages a deleted chat or character takes with it (ON DELETE CASCADE).
+        """CREATE TRIGGER message_fts_delete AFTER DELETE ON message BEGIN
+            DELETE FROM message_fts WHERE rowid = old.id;
+        END""",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def _v6_personas(conn: Connection) -> None:
+    """User personas (name, avatar, description; one is the default) and each chat's persona.
+
+    A chat whose ``persona_id`` is NULL speaks as the default persona; deleting a persona sets its
+    chats back to NULL.  The name the user had set in the settings becomes the default persona;
+    the old "You" default was never chosen by anyone, so it is not kept (the first run asks).
+    """
+    statements = [
+        """CREATE TABLE persona (
+            id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            description VARCHAR NOT NULL DEFAULT '',
+            avatar BLOB,
+            is_default BOOLEAN NOT NULL DEFAULT 0,
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL)""",
+        # At most one default: the database itself refuses a second.
+        "CREATE UNIQUE INDEX ix_persona_one_default ON persona (is_default) WHERE is_default",
+        "ALTER TABLE chat ADD COLUMN persona_id INTEGER REFERENCES persona (id) ON DELETE SET NULL",
+        "CREATE INDEX ix_chat_persona_id ON chat (persona_id)",
+        """INSERT INTO persona (name, description, is_default, created_at, updated_at)
+            SELECT trim(json_extract(value, '$.user_name')), '', 1,
+                strftime('%Y-%m-%d %H:%M:%f000', 'now'), strftime('%Y-%m-%d %H:%M:%f000', 'now')
+            FROM setting
+            WHERE key = 'settings' AND json_valid(value)
+                AND trim(coalesce(json_extract(value, '$.user_name'), '')) NOT IN ('', 'You')""",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def _v7_writing_tools(conn: Connection) -> None:
+    """Writing tools: each chat's author's note (text, depth in the chat, role; SillyTavern's
+    defaults: inserted 4 messages from the end, as a system message), and messages hidden from
+    the prompt (still shown)."""
+    statements = [
+        "ALTER TABLE chat ADD COLUMN author_note VARCHAR NOT NULL DEFAULT ''",
+        "ALTER TABLE chat ADD COLUMN author_note_depth INTEGER NOT NULL DEFAULT 4",
+        "ALTER TABLE chat ADD COLUMN author_note_role VARCHAR NOT NULL DEFAULT 'system'",
+        "ALTER TABLE message ADD COLUMN hidden BOOLEAN NOT NULL DEFAULT 0",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def _v8_group_chats(conn: Connection) -> None:
+    """Group chats: a group of characters (its turn order; each member's place and mute), chats
+    that belong to a group rather than one character, and who wrote each reply.
+
+    ``chat.character_id`` becomes nullable (a group's chat has none), which SQLite can only do by
+    rebuilding the table; ``migrate`` runs steps with foreign keys off, as SQLite's recipe asks,
+    so dropping the old ``chat`` does not take the messages with it.  A member whose character is
+    deleted stays in the group with its name (``character_id`` NULL), so the group can say who is
+    gone; a reply keeps its speaker's name for the same reason.
+    """
+    statements = [
+        """CREATE TABLE chat_group (
+            id INTEGER PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            turn_order VARCHAR NOT NULL DEFAULT 'natural',
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL)""",
+        """CREATE TABLE group_member (
+            id INTEGER PRIMARY KEY,
+            group_id INTEGER NOT NULL REFERENCES chat_group (id) ON DELETE CASCADE,
+            character_id INTEGER REFERENCES character (id) ON DELETE SET NULL,
+            name VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            muted BOOLEAN NOT NULL DEFAULT 0)""",
+        "CREATE INDEX ix_group_member_group_id ON group_member (group_id)",
+        "CREATE INDEX ix_group_member_character_id ON group_member (character_id)",
+        # Either a character's chat or a group's, never both or neither.
+        """CREATE TABLE chat_new (
+            id INTEGER PRIMARY KEY,
+            character_id INTEGER REFERENCES character (id) ON DELETE CASCADE,
+            group_id INTEGER REFERENCES chat_group (id) ON DELETE CASCADE,
+            title VARCHAR NOT NULL DEFAULT '',
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL,
+            st_metadata JSON NOT NULL DEFAULT '{}',
+            persona_id INTEGER REFERENCES persona (id) ON DELETE SET NULL,
+            author_note VARCHAR NOT NULL DEFAULT '',
+            author_note_depth INTEGER NOT NULL DEFAULT 4,
+            author_note_role VARCHAR NOT NULL DEFAULT 'system',
+            CHECK ((character_id IS NULL) <> (group_id IS NULL)))""",
+        """INSERT INTO chat_new (id, character_id, title, created_at, updated_at, st_metadata,
+                persona_id, author_note, author_note_depth, author_note_role)
+            SELECT id, character_id, title, created_at, updated_at, st_metadata,
+                persona_id, author_note, author_note_depth, author_note_role FROM chat""",
+        "DROP TABLE chat",
+        "ALTER TABLE chat_new RENAME TO chat",
+        "CREATE INDEX ix_chat_character_id ON chat (character_id)",
+        "CREATE INDEX ix_chat_persona_id ON chat (persona_id)",
+        "CREATE INDEX ix_chat_group_id ON chat (group_id)",
+        "ALTER TABLE message ADD COLUMN speaker_id INTEGER REFERENCES character (id) ON DELETE SET NULL",
+        "ALTER TABLE message ADD COLUMN speaker_name VARCHAR NOT NULL DEFAULT ''",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+    broken = conn.execute(text("PRAGMA foreign_key_check")).fetchall()
+    if broken:
+        raise RuntimeError(f"Rebuilding the chat table broke {len(broken)} references; nothing was changed.")
+
+
+MIGRATIONS: list[Migration] = [
+    _v1_initial,
+    _v2_modules,
+    _v3_training,
+    _v4_control,
+    _v5_chat_history,
+    _v6_personas,
+    _v7_writing_tools,
+    _v8_group_chats,
+]
 
 
 def schema_version(conn: Connection) -> int:
@@ -273,14 +424,24 @@ def migrate(conn: Connection) -> int:
             f"This database was written by a newer NEXUS Desktop (schema {current}, this app knows "
             f"{len(MIGRATIONS)}). Update the app, or move the data folder aside to start fresh."
         )
-    for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-        # The step's DDL and its version bump commit together: a kill in between leaves the
-        # previous version, whose next start runs the whole step again.
-        with conn.begin():
-            # Read again under the write lock (BEGIN IMMEDIATE): another process starting at the
-            # same moment may have applied this step since the read above.
-            if schema_version(conn) >= version:
-                continue
-            step(conn)
-            conn.execute(text(f"PRAGMA user_version = {version}"))
+    # Foreign keys are off while steps run, as SQLite's recipe for rebuilding a table asks (the
+    # pragma does nothing inside a transaction, so it is set between them); a step that rebuilds
+    # a table checks the keys itself before it commits.
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    keys_were_on = raw.execute("PRAGMA foreign_keys").fetchone()[0]
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            # The step's DDL and its version bump commit together: a kill in between leaves the
+            # previous version, whose next start runs the whole step again.
+            with conn.begin():
+                # Read again under the write lock (BEGIN IMMEDIATE): another process starting at
+                # the same moment may have applied this step since the read above.
+                if schema_version(conn) >= version:
+                    continue
+                step(conn)
+                conn.execute(text(f"PRAGMA user_version = {version}"))
+    finally:
+        raw.execute(f"PRAGMA foreign_keys={'ON' if keys_were_on else 'OFF'}")
     return len(MIGRATIONS)

@@ -158,10 +158,17 @@ class Store:
 
     # Messages -----------------------------------------------------------------------------
 
-    def list_messages(self, chat_id: int) -> list[Message]:
+    def list_messages(
+        self, chat_id: int, *, newest: int | None = None, before: int | None = None
+    ) -> list[Message]:
+        """The chat's messages in order; only the ``newest`` few, or those before a position."""
         with self._session() as s:
-            query = select(Message).where(Message.chat_id == chat_id).order_by(col(Message.position))
-            return list(s.exec(query))
+            query = select(Message).where(Message.chat_id == chat_id)
+            if before is not None:
+                query = query.where(Message.position < before)
+            if newest is None:
+                return list(s.exec(query.order_by(col(Message.position))))
+            return list(reversed(s.exec(query.order_by(col(Message.position).desc()).limit(newest)).all()))
 
     def get_message(self, message_id: int) -> Message:
         with self._session() as s:
@@ -170,7 +177,16 @@ class Store:
                 raise NotFoundError(f"Message {message_id} no longer exists.")
             return message
 
-    def add_message(self, chat_id: int, role: str, text: str, stats: dict[str, Any] | None = None) -> Message:
+    def add_message(
+        self,
+        chat_id: int,
+        role: str,
+        text: str,
+        stats: dict[str, Any] | None = None,
+        *,
+        speaker: tuple[int | None, str] = (None, ""),
+    ) -> Message:
+        """``speaker``: the id and name of the character who wrote a reply (``Message.speaker_id``)."""
         with self._session() as s:
             last = s.exec(select(func.max(Message.position)).where(Message.chat_id == chat_id)).one()
             message = Message(
@@ -179,6 +195,8 @@ class Store:
                 role=role,
                 swipes=[text],
                 swipe_stats=[stats],
+                speaker_id=speaker[0],
+                speaker_name=speaker[1],
             )
             s.add(message)
             self._touch_chat(s, chat_id)
@@ -203,13 +221,13 @@ class Store:
 
         return self._change_message(message_id, choose)
 
-    def edit_message(self, message_id: int, text: str) -> Message:
-        """Replace the shown alternative's text; its generation figures no longer apply."""
+    def edit_message(self, message_id: int, text: str, figures: dict[str, Any] | None = None) -> Message:
+        """Replace the shown alternative's text and its generation figures (None: typed text has none)."""
 
         def edit(message: Message) -> None:
             swipes, stats = list(message.swipes), self._padded_stats(message)
             swipes[message.swipe_index] = text
-            stats[message.swipe_index] = None
+            stats[message.swipe_index] = figures
             message.swipes, message.swipe_stats = swipes, stats
 
         return self._change_message(message_id, edit)

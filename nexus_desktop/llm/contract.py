@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from nexus_desktop.llm.templates import InstructTemplate
+
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "cancelled"]
 
@@ -26,12 +28,32 @@ class ChatMessage:
 
 @dataclass(frozen=True)
 class SamplingSettings:
+    """How a reply is sampled.  Each field means what llama.cpp's sampler of that name does; a
+    value that switches a sampler off (``top_k=0``, ``min_p=0``, ``typical_p=1``, the penalties at
+    0 or 1, ``dry_multiplier=0``, ``mirostat_mode=0``) leaves it out."""
+
     temperature: float = 0.8
     top_p: float = 0.95
     repeat_penalty: float = 1.1
     max_tokens: int = 512
     seed: int | None = None
+    """None picks a random seed for each reply."""
     stop: tuple[str, ...] = ()
+    min_p: float = 0.05
+    top_k: int = 40
+    typical_p: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    mirostat_mode: int = 0
+    """0 off, 1 Mirostat, 2 Mirostat 2.0; when on, it replaces top-k, top-p, min-p and typical-p."""
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    template: InstructTemplate | None = None
+    """How a local model's prompt is written; None uses the model's own chat template.  Remote
+    servers apply their own and ignore it."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,11 @@ class ChatInput:
     """The reply is a JSON value valid against this schema."""
     grammar: str | None = None
     """The reply matches this GBNF grammar (llama.cpp's grammar format)."""
+    continue_last: bool = False
+    """The last message is an unfinished assistant reply: the model writes on from its last word
+    (the prompt ends inside that turn) rather than starting a new one.  A local model gets its
+    chat template written out with no end-of-turn after it; a remote server gets it as a trailing
+    assistant message, a prefill, which llama.cpp's server and KoboldCpp continue."""
 
 
 class CancelToken:

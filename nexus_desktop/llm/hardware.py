@@ -20,7 +20,8 @@ PINNED_LLAMA_CPP_VERSION = "0.3.36"
 _PROBE = (
     "import json, llama_cpp\n"
     "print(json.dumps({'version': llama_cpp.__version__,"
-    " 'gpu': bool(llama_cpp.llama_supports_gpu_offload())}))\n"
+    " 'gpu': bool(llama_cpp.llama_supports_gpu_offload()),"
+    " 'dry': hasattr(llama_cpp, 'llama_sampler_init_dry')}))\n"
 )
 
 
@@ -37,6 +38,8 @@ class LlamaBuildInfo(NamedTuple):
     supports_gpu_offload: bool
     hint: str
     """What to do next, for the settings page (empty when nothing needs doing)."""
+    supports_dry: bool = False
+    """Whether the build has llama.cpp's DRY sampler (the model worker applies it)."""
 
 
 def gpu_build_command(version: str = PINNED_LLAMA_CPP_VERSION, backend: str = "CUDA") -> str:
@@ -61,9 +64,9 @@ def llama_build_info(python: str = sys.executable, timeout: float = 60.0) -> Lla
             hint="llama-cpp-python is not installed; run: "
             f"pip install llama-cpp-python=={PINNED_LLAMA_CPP_VERSION}",
         )
-    version, gpu = str(probe["version"]), bool(probe["gpu"])
+    version, gpu, dry = str(probe["version"]), bool(probe["gpu"]), bool(probe.get("dry"))
     if gpu:
-        return LlamaBuildInfo(version, True, "")
+        return LlamaBuildInfo(version, True, "", dry)
     if nvidia_gpus():
         hint = (
             "This llama.cpp build runs on the CPU only; for your NVIDIA GPU run: "
@@ -74,7 +77,7 @@ def llama_build_info(python: str = sys.executable, timeout: float = 60.0) -> Lla
             "This llama.cpp build runs on the CPU only; with an NVIDIA GPU run "
             f"{gpu_build_command(version)} (for AMD or Intel GPUs use -DGGML_VULKAN=on)."
         )
-    return LlamaBuildInfo(version, False, hint)
+    return LlamaBuildInfo(version, False, hint, dry)
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -386,6 +387,8 @@ class LocalLlamaSource(StreamingSource):
                 f"The conversation{needed} does not fit the model's context of {self.context_size} tokens; "
                 "start a new chat or raise the context size in Settings → Model."
             )
+        if kind == "sampler":
+            raise ModelError(message)
         if kind == "template":
             raise ModelError(
                 f"{self.name}'s chat template refuses this conversation ({message}); "
@@ -404,21 +407,14 @@ class LocalLlamaSource(StreamingSource):
             stderr_mark = worker.stderr_lines
             finished = False
             try:
-                sampling = request.sampling
                 worker.send(
                     cmd="generate",
                     id=request_id,
                     messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                    sampling={
-                        "temperature": sampling.temperature,
-                        "top_p": sampling.top_p,
-                        "repeat_penalty": sampling.repeat_penalty,
-                        "max_tokens": sampling.max_tokens,
-                        "seed": sampling.seed,
-                        "stop": list(sampling.stop),
-                    },
+                    sampling=asdict(request.sampling),
                     json_schema=request.json_schema,
                     grammar=request.grammar,
+                    continue_last=request.continue_last,
                 )
                 cancel_sent = False
                 while True:
@@ -473,6 +469,17 @@ class LocalLlamaSource(StreamingSource):
     async def count_tokens(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
+        event = await self._ask("counting tokens", cmd="tokenize", texts=list(texts))
+        return [int(count) for count in event["counts"]]
+
+    async def last_prompt(self) -> str:
+        """The prompt of the last reply as the model read it, special tokens written out: what
+        the chat template made of the conversation (empty before the first reply)."""
+        event = await self._ask("reading the last prompt", cmd="last_prompt")
+        return str(event["text"])
+
+    async def _ask(self, doing: str, **command: Any) -> Event:
+        """Send one short command and return the worker's answer to it."""
         async with self._lock:
             worker = await self._ensure_worker()
             request_id = f"t{next(self._ids)}"
@@ -480,14 +487,14 @@ class LocalLlamaSource(StreamingSource):
             worker.requests[request_id] = events
             stderr_mark = worker.stderr_lines
             try:
-                worker.send(cmd="tokenize", id=request_id, texts=list(texts))
+                worker.send(id=request_id, **command)
                 event = await events.get()
                 try:
-                    self._raise_for(event, worker, "counting tokens", stderr_mark)
+                    self._raise_for(event, worker, doing, stderr_mark)
                 except ModelCrashedError:
                     self._worker = None
                     raise
                 assert isinstance(event, dict)
-                return [int(count) for count in event["counts"]]
+                return event
             finally:
                 worker.requests.pop(request_id, None)

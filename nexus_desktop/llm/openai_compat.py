@@ -4,8 +4,9 @@ Only the common ground of those servers is used: ``POST /chat/completions`` with
 ``GET /models`` and Server-Sent Events read line by line.  Their differences are tolerated:
 a role-only first chunk, usage in a final chunk or not at all, ``[DONE]`` or a plain end of
 stream, error objects in the middle of a stream, and servers that ignore ``stream`` and answer
-with one JSON body.  ``repeat_penalty`` is not sent: it is not part of the OpenAI API and some
-servers reject unknown fields.
+with one JSON body.  Samplers beyond OpenAI's own (top-k, min-p, Mirostat, DRY...) go as extra
+body fields under the names local servers read (``sampler_fields``); a server that rejects
+unknown fields, as OpenAI's does, gets the request again without them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
@@ -27,6 +29,7 @@ from nexus_desktop.llm.contract import (
     RemoteServerError,
     ReplyStats,
     RunContext,
+    SamplingSettings,
     StreamEvent,
     StreamingSource,
     TokenEvent,
@@ -35,10 +38,11 @@ from nexus_desktop.llm.roles import shapes_from
 from nexus_desktop.logs import redact, register_secret
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _CANCEL_POLL_SECONDS = 0.05
 _CHECK_TIMEOUT_SECONDS = 10.0
-_SETTINGS_HINT = "Settings → Remote"
+_SETTINGS_HINT = "Settings → Remote server"  # the tab's name in the settings dialog
 
 
 class _Cancelled(Exception):
@@ -83,6 +87,33 @@ def _finish_reason(raw: object) -> FinishReason:
     return "length" if raw == "length" else "stop"
 
 
+def sampler_fields(sampling: SamplingSettings) -> dict[str, Any]:
+    """The samplers outside the OpenAI API, as extra body fields, each only when it is switched on.
+
+    The names are those of llama.cpp's server, which KoboldCpp and LM Studio share; the two that
+    others spell differently go under both names (``repetition_penalty`` for vLLM and KoboldCpp,
+    ``mirostat_mode`` for llama-cpp-python's server).  A server ignores the names it does not know.
+    """
+    fields: dict[str, Any] = {}
+    if sampling.top_k > 0:
+        fields["top_k"] = sampling.top_k
+    if sampling.min_p > 0:
+        fields["min_p"] = sampling.min_p
+    if sampling.typical_p < 1:
+        fields["typical_p"] = sampling.typical_p
+    if sampling.repeat_penalty != 1:
+        fields["repeat_penalty"] = fields["repetition_penalty"] = sampling.repeat_penalty
+    if sampling.mirostat_mode:
+        fields["mirostat"] = fields["mirostat_mode"] = sampling.mirostat_mode
+        fields["mirostat_tau"] = sampling.mirostat_tau
+        fields["mirostat_eta"] = sampling.mirostat_eta
+    if sampling.dry_multiplier > 0:
+        fields["dry_multiplier"] = sampling.dry_multiplier
+        fields["dry_base"] = sampling.dry_base
+        fields["dry_allowed_length"] = sampling.dry_allowed_length
+    return fields
+
+
 class OpenAICompatSource(StreamingSource):
     """Chat with ``model`` on the server at ``base_url`` (the address that ends in ``/v1``).
 
@@ -109,6 +140,8 @@ class OpenAICompatSource(StreamingSource):
         self._client: httpx.AsyncClient | None = None
         self._shape = 0
         """Index into ``roles.SHAPES``: the first conversation shape the server's template took."""
+        self._sends_samplers = True
+        """False once the server refused ``sampler_fields``: later requests leave them out."""
 
     @property
     def name(self) -> str:
@@ -168,6 +201,15 @@ class OpenAICompatSource(StreamingSource):
                     return
                 except _RetryWithoutStreamOptions:
                     del body["stream_options"]
+                except _RetryWithoutSamplers:
+                    log.warning(
+                        "The server at %s refused the extra sampler fields; replies use its defaults "
+                        "for top-k, min-p, Mirostat, DRY and the repeat penalty.",
+                        self.base_url,
+                    )
+                    self._sends_samplers = False
+                    for name in _SAMPLER_FIELD_NAMES:
+                        body.pop(name, None)
                 except _ShapeRefused as refusal:
                     # vLLM, llama.cpp's server and LM Studio render the model's own chat template,
                     # which may refuse the conversation's shape: try the next stricter one.
@@ -187,6 +229,12 @@ class OpenAICompatSource(StreamingSource):
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
         }
+        if sampling.presence_penalty:
+            body["presence_penalty"] = sampling.presence_penalty
+        if sampling.frequency_penalty:
+            body["frequency_penalty"] = sampling.frequency_penalty
+        if self._sends_samplers:
+            body.update(sampler_fields(sampling))
         if include_usage:
             body["stream_options"] = {"include_usage": True}
         if sampling.seed is not None:
@@ -243,6 +291,8 @@ class OpenAICompatSource(StreamingSource):
                 await response.aread()
                 if body.get("stream_options") and b"stream_options" in response.content:
                     raise _RetryWithoutStreamOptions
+                if self._names_a_sampler_field(body, response):
+                    raise _RetryWithoutSamplers
                 refused = await self._status_error(response)
                 if _TEMPLATE_REFUSAL.search(_server_message(response.content)):
                     raise _ShapeRefused(refused)
@@ -297,6 +347,14 @@ class OpenAICompatSource(StreamingSource):
             raise self._transport_error(error) from error
         finally:
             await response.aclose()
+
+    def _names_a_sampler_field(self, body: dict[str, Any], response: httpx.Response) -> bool:
+        """Whether the server refused the request over one of ``sampler_fields`` (OpenAI answers
+        400 "Unrecognized request argument supplied: top_k")."""
+        if response.status_code not in (400, 422) or not self._sends_samplers:
+            return False
+        message = _server_message(response.content)
+        return any(re.search(rf"\b{name}\b", message) for name in body if name in _SAMPLER_FIELD_NAMES)
 
     async def _until_cancelled(self, awaitable: Awaitable[T], context: RunContext) -> T:
         """Await ``awaitable`` but give up (raising ``_Cancelled``) soon after the cancel token fires.
@@ -471,6 +529,15 @@ class OpenAICompatSource(StreamingSource):
 
 class _RetryWithoutStreamOptions(Exception):
     """An older server rejected ``stream_options``; the request is sent again without it."""
+
+
+class _RetryWithoutSamplers(Exception):
+    """The server rejected a field of ``sampler_fields``; the request is sent again without them."""
+
+
+_SAMPLER_FIELD_NAMES = frozenset(
+    sampler_fields(SamplingSettings(typical_p=0.5, repeat_penalty=1.2, mirostat_mode=2, dry_multiplier=1.0))
+)
 
 
 class _ShapeRefused(Exception):

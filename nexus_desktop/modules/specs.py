@@ -102,5 +102,6 @@ class MessageContext:
     chat_id: int | None = None
     character_id: int | None = None
     character_name: str = ""
-    user_name: str = "You"
+    user_name: str = "User"
+    """The chat's persona name (what {{user}} reads); SillyTavern's "User" when not given."""
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from nexus_desktop.modules.registry import ApprovalRequest
-from nexus_desktop.ui.module_card import MODULES_STYLE, report_summary
-from nexus_desktop.ui.theme import COLORS
+from nexus_desktop.ui.module_card import modules_style, report_summary
+from nexus_desktop.ui.theme import COLORS, set_style
 from nexus_desktop.ui.widgets import push_button
 
 NOTHING_ASKED = "Nothing beyond its own folder: no network, no other files, no programs, no secrets."
@@ -116,7 +116,7 @@ class ApprovalDialog(QDialog):
         super().__init__(parent)
         self.request = request
         self.setWindowTitle(f"Approve {request.display_name}")
-        self.setStyleSheet(MODULES_STYLE)
+        set_style(self, modules_style)
         self.setMinimumWidth(600)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 22, 24, 18)
@@ -226,7 +226,7 @@ class ReportDialog(QDialog):
     def __init__(self, title: str, report: dict[str, Any] | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
-        self.setStyleSheet(MODULES_STYLE)
+        set_style(self, modules_style)
         self.resize(640, 420)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(20, 18, 20, 16)

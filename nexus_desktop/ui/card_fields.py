@@ -80,6 +80,7 @@ class GreetingsEditor(QWidget):
     def _renumber(self) -> None:
         for number, editor in enumerate(self.editors, start=2):
             self._rows_by_editor[editor][1].setText(f"Greeting {number} (a swipe of the first message)")
+            editor.setAccessibleName(f"Greeting {number}")
 
     def set_greetings(self, greetings: list[str]) -> None:
         for editor in list(self.editors):
@@ -108,6 +109,7 @@ class LorebookTable(QWidget):
         help_text.setWordWrap(True)
         layout.addWidget(help_text)
         self.table = QTableWidget(0, 4)
+        self.table.setAccessibleName("Lorebook entries")
         self.table.setHorizontalHeaderLabels(["Keys", "Content", "Constant", "Enabled"])
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(self.KEYS, QHeaderView.ResizeMode.Interactive)
@@ -144,11 +146,13 @@ class LorebookTable(QWidget):
         self._originals.append(dict(entry))
         self.table.setItem(row, self.KEYS, QTableWidgetItem(", ".join(entry.get("keys") or [])))
         self.table.setItem(row, self.CONTENT, QTableWidgetItem(str(entry.get("content") or "")))
-        for column, value in (
-            (self.CONSTANT, bool(entry.get("constant"))),
-            (self.ENABLED, entry.get("enabled", True)),
+        for column, value, name in (
+            (self.CONSTANT, bool(entry.get("constant")), "Constant: always in the prompt"),
+            (self.ENABLED, entry.get("enabled", True), "Enabled"),
         ):
             box = QCheckBox()
+            box.setAccessibleName(name)
+            box.setToolTip(name)
             box.setChecked(bool(value))
             holder = QWidget()
             holder_layout = QHBoxLayout(holder)

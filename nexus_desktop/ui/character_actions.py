@@ -1,7 +1,8 @@
 """What the sidebar's character buttons do: new, edit, import, export and delete.
 
-File dialogs open from button slots (never inside an asyncio task); reading and writing card
-files and the database happens in background ops, and results come back as banners.
+File dialogs open from button slots (never inside an asyncio task); the work is
+``CharacterService``'s (core.characters), run as background ops, and results come back as
+banners.  The sidebar follows the service's change events on its own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from nexus_desktop.ui.ops import QueryOp
 
 if TYPE_CHECKING:
+    from nexus_desktop.cards.service import ImportReport
     from nexus_desktop.control.governor import Governor
     from nexus_desktop.control.policy import Policy
     from nexus_desktop.db.tables import Character
@@ -82,19 +84,16 @@ class CharacterActions:
         self, original: Character | None, card: Any, avatar: bytes | None, policy: Policy | None = None
     ) -> None:
         """Store a new or edited character (and its limits, unless ``policy`` is None), then show it."""
-        from nexus_desktop.cards.io import card_to_record
-
         core = self.window.core
         assert core is not None
-        store, db = core.store, core.db
-        name, record = card_to_record(card)
+        characters, db = core.characters, core.db
         governor = self._governor()
 
         async def save() -> None:
             if original is None or original.id is None:
-                character = await db.call(store.add_character, name, record, avatar)
+                character = await characters.create(card, avatar)
             else:
-                character = await db.call(store.update_character, original.id, name, record, avatar)
+                character = await characters.edit(original.id, card, avatar)
             if policy is not None and character.id is not None and (original is not None or not policy.empty):
                 await db.call(governor.set_policy, character.id, policy)
             await self.window.show_new_character(character)
@@ -110,36 +109,21 @@ class CharacterActions:
 
     def import_cards(self, paths: list[Path]) -> None:
         """Add each card file as a character; a bad file gets a banner saying why, the rest still import."""
-        from nexus_desktop.cards.errors import CardError
-        from nexus_desktop.cards.io import card_to_record, load_card_with_avatar
-
         core = self.window.core
         assert core is not None
-        store = core.store
 
-        def work() -> tuple[list[Character], list[str]]:
-            added, errors = [], []
-            for path in paths:
-                try:
-                    card, avatar = load_card_with_avatar(path)
-                except CardError as error:
-                    errors.append(f"Could not import {path.name}: {error}")
-                    continue
-                name, record = card_to_record(card)
-                added.append(store.add_character(name, record, avatar))
-            return added, errors
-
-        def done(result: tuple[list[Character], list[str]]) -> None:
-            added, errors = result
-            for message in errors:
+        def done(report: ImportReport) -> None:
+            for message in report.problems:
                 self.window.chat_view.banners.show_banner("error", message)
-            if added:
-                self._info(f"Imported {', '.join(c.name for c in added)}.")
-                QueryOp(parent=self.window, op=self.window.show_new_character(added[-1])).failure(
+            if report.added:
+                self._info(f"Imported {', '.join(c.name for c in report.added)}.")
+                QueryOp(parent=self.window, op=self.window.show_new_character(report.added[-1])).failure(
                     self._error
                 ).run_in_background()
 
-        QueryOp(parent=self.window, op=work, success=done).failure(self._error).run_in_background()
+        QueryOp(parent=self.window, op=core.characters.import_files(paths), success=done).failure(
+            self._error
+        ).run_in_background()
 
     def choose_export(self) -> None:
         character = self._current()
@@ -152,17 +136,12 @@ class CharacterActions:
             self.export_card(character, Path(path), 3 if "V3" in chosen else 2 if "V2" in chosen else None)
 
     def export_card(self, character: Character, path: Path, version: int | None) -> None:
-        from nexus_desktop.cards.io import card_from_record, save_card
-
-        if path.suffix.lower() not in (".png", ".json"):
-            path = path.with_suffix(".json" if version else ".png")
-
-        def work() -> Path:
-            save_card(card_from_record(character.card), path, version=version, avatar_png=character.avatar)
-            return path
-
+        core = self.window.core
+        assert core is not None
         QueryOp(
-            parent=self.window, op=work, success=lambda p: self._info(f"Exported {character.name} to {p}.")
+            parent=self.window,
+            op=core.characters.export(character, path, version),
+            success=lambda p: self._info(f"Exported {character.name} to {p}."),
         ).failure(self._error).run_in_background()
 
     # Delete -------------------------------------------------------------------------------
@@ -188,14 +167,13 @@ class CharacterActions:
         box.open()
 
     def delete(self, character: Character) -> None:
+        """Delete the character and its chats; the sidebar drops it and opens another on its own."""
         core = self.window.core
         assert core is not None and character.id is not None
-        store, db, character_id = core.store, core.db, character.id
+        characters, character_id = core.characters, character.id
 
         async def delete() -> None:
-            await self.window.forget_character(character_id)
-            await db.call(store.delete_character, character_id)
-            await self.window.refresh_characters()
-            await self.window.show_first_character()
+            await self.window.forget_character(character_id)  # stop its reply before its chat goes
+            await characters.delete(character_id)
 
         QueryOp[None](parent=self.window, op=delete).failure(self._error).run_in_background()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -32,7 +33,7 @@ from nexus_desktop.ui.card_fields import GreetingsEditor, LorebookTable
 from nexus_desktop.ui.chat_view import describe_error
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.policy_editor import LimitsEditor
-from nexus_desktop.ui.widgets import Avatar, BannerArea, push_button
+from nexus_desktop.ui.widgets import Avatar, BannerArea, fit_to_screen, push_button
 
 if TYPE_CHECKING:
     from nexus_desktop.cards.model import CharacterCard
@@ -43,6 +44,9 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.gif);;All files (*)"
 CARD_FILTER = "Character cards (*.png *.json *.charx);;All files (*)"
 EXPORT_FILTER = "PNG card (*.png);;JSON card, V2 (*.json);;JSON card, V3 (*.json)"
 MAX_AVATAR_SIDE = 1024
+IDENTITY_WIDTH = 260
+MIN_FIELD_HEIGHT = 64
+NAME_REQUIRED = "Give the character a name before saving."
 
 # (card field, label, placeholder, height in px)
 _TEXT_FIELDS: dict[str, list[tuple[str, str, str, int]]] = {
@@ -103,7 +107,7 @@ class CharacterEditor(QDialog):
         self._base: dict[str, Any] = dict(character.card) if character is not None else {}
         self.avatar_png: bytes | None = character.avatar if character is not None else None
         self.setWindowTitle("Edit character" if character else "New character")
-        self.resize(1040, 720)
+        fit_to_screen(self, 1040, 720)
         self.fields: dict[str, QPlainTextEdit] = {}
         self._build()
         self.load_card_data(self._base, self.avatar_png)
@@ -120,7 +124,14 @@ class CharacterEditor(QDialog):
 
         body = QHBoxLayout()
         body.setSpacing(20)
-        body.addWidget(self._identity_panel())
+        # In a short window the picture and the fields scroll rather than squeeze the tabs.
+        identity = QScrollArea()
+        identity.setWidget(self._identity_panel())
+        identity.setWidgetResizable(True)
+        identity.setFrameShape(QScrollArea.Shape.NoFrame)
+        identity.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        identity.setFixedWidth(IDENTITY_WIDTH + 12)
+        body.addWidget(identity)
         self.tabs = QTabWidget()
         for tab_name, fields in _TEXT_FIELDS.items():
             self.tabs.addTab(self._text_tab(tab_name, fields), tab_name)
@@ -160,7 +171,7 @@ class CharacterEditor(QDialog):
 
     def _identity_panel(self) -> QWidget:
         panel = QWidget()
-        panel.setFixedWidth(260)
+        panel.setFixedWidth(IDENTITY_WIDTH)
         column = QVBoxLayout(panel)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(10)
@@ -181,11 +192,16 @@ class CharacterEditor(QDialog):
         form.setVerticalSpacing(6)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("Required")
-        self.name_edit.textChanged.connect(lambda _t: self._refresh_avatar())
+        self.name_edit.setAccessibleName("Name")
+        self.name_edit.textChanged.connect(self._name_changed)
         self.tags_edit = QLineEdit()
+        self.tags_edit.setAccessibleName("Tags")
         self.tags_edit.setPlaceholderText("fantasy, mentor, sci-fi")
         self.creator_edit = QLineEdit()
+        self.creator_edit.setAccessibleName("Creator")
         self.creator_notes = QPlainTextEdit()
+        self.creator_notes.setAccessibleName("Creator notes")
+        self.creator_notes.setMinimumHeight(MIN_FIELD_HEIGHT)
         self.creator_notes.setPlaceholderText("Notes for people using this card (not sent to the model).")
         form.addRow("Name", self.name_edit)
         form.addRow("Tags", self.tags_edit)
@@ -204,7 +220,8 @@ class CharacterEditor(QDialog):
             caption.setObjectName("SenderName")
             editor = QPlainTextEdit()
             editor.setPlaceholderText(placeholder)
-            editor.setMinimumHeight(height)
+            editor.setAccessibleName(label)
+            editor.setMinimumHeight(min(height, MIN_FIELD_HEIGHT))  # ``height`` shares out the rest
             self.fields[key] = editor
             layout.addWidget(caption)
             layout.addWidget(editor, height)
@@ -251,7 +268,7 @@ class CharacterEditor(QDialog):
         from nexus_desktop.cards.convert import card_from_record
 
         if not self.name_edit.text().strip():
-            raise ValueError("Give the character a name before saving.")
+            raise ValueError(NAME_REQUIRED)
         return card_from_record(self.card_data())
 
     def set_policy(self, policy: Policy) -> None:
@@ -276,6 +293,13 @@ class CharacterEditor(QDialog):
         self.avatar_png = avatar
         self.remove_avatar_button.setEnabled(avatar is not None)
         self._refresh_avatar()
+
+    def _name_changed(self, name: str) -> None:
+        self._refresh_avatar()
+        if name.strip():  # the name it asked for is there now
+            for banner in self.banners.banners():
+                if banner.text == NAME_REQUIRED:
+                    banner.dismiss()
 
     def _refresh_avatar(self) -> None:
         self.avatar.set_avatar(self.avatar_png, self.name_edit.text().strip() or "?")

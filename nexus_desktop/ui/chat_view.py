@@ -1,22 +1,24 @@
 """The chat: the message list, the banners and the composer, driving ``ChatService``.
 
-Replies stream in through ``ChatService.send()`` / ``regenerate()`` on the qasync loop.  Tokens
-are collected in a buffer and painted by a timer at most ~30 times a second, so a fast model
-never floods the UI thread with relayouts.
+Sending and the streaming reply are ``ReplyStreaming``'s part (ui/chat_stream.py); Continue,
+Impersonate, the author's note and hiding messages are ``WritingActions``' (ui/chat_writing.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from nexus_desktop.ui.chat_stream import FIRST_MESSAGE_INDEX, FLUSH_INTERVAL_MS, ReplyStreaming
+from nexus_desktop.ui.chat_writing import WritingActions
 from nexus_desktop.ui.composer import Composer
 from nexus_desktop.ui.layouts import tight
+from nexus_desktop.ui.lazy_history import OPEN_NEWEST, LazyHistory
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.theme import CHAT_MAX_COLUMN_WIDTH, CHAT_SIDE_MARGIN, MESSAGE_AVATAR_SIZE
 from nexus_desktop.ui.widgets import BannerArea, push_button
@@ -24,10 +26,11 @@ from nexus_desktop.ui.widgets import BannerArea, push_button
 if TYPE_CHECKING:
     import asyncio
 
-    from nexus_desktop.chat.events import GovernorNotice
+    from nexus_desktop.changes import Change
+    from nexus_desktop.chat.groups import Group
     from nexus_desktop.chat.service import ChatService
     from nexus_desktop.core import AppCore
-    from nexus_desktop.db.tables import Character, Message
+    from nexus_desktop.db.tables import Character, Message, Persona
     from nexus_desktop.ui.message_widget import MessageWidget
     from nexus_desktop.ui.tool_widget import ToolCallWidget
     from nexus_desktop.ui.widgets import Banner
@@ -36,11 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_MS = 33
 PAGE_SIZE = 60
-FIRST_MESSAGE_INDEX = 2  # in the column: the empty-state label, the "earlier" button, then messages
 PICK_HINT = "Pick a character on the left to start chatting."
-QUEUED_HINT = "Loading your chat… your message will be sent as soon as it opens."
 
 
 def describe_error(error: BaseException) -> str:
@@ -57,13 +57,13 @@ def describe_error(error: BaseException) -> str:
     )
 
 
-class ChatView(QWidget):
+class ChatView(ReplyStreaming, WritingActions, QWidget):
     settings_requested = Signal(str)
     """Emitted with a settings page name when an error's fix lives there."""
     reload_requested = Signal()
-    model_used = Signal(object)
-    """A model source answered (or failed: the payload is then the exception)."""
     busy_changed = Signal(bool)
+    chat_opened = Signal()
+    """Another chat is shown (or none): ``character`` and ``group`` say whose."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +71,10 @@ class ChatView(QWidget):
         self.core: AppCore | None = None
         self.ensure_model: Callable[[], Awaitable[object]] | None = None
         self.character: Character | None = None
+        self.group: Group | None = None
+        """The open chat's group when it is a group chat (``character`` is None then; ui/group_bar.py)."""
+        self.persona: Persona | None = None
+        """Who the user is in the open chat (its name fills {{user}}); the persona picker keeps it."""
         self.chat_id: int | None = None
         self.widgets: list[ChatItem] = []
         self._task: asyncio.Task[None] | None = None
@@ -84,6 +88,10 @@ class ChatView(QWidget):
         self._load_seq = 0
         self._earlier: list[Message] = []
         self._governor_banners: list[Banner] = []
+        self._chat_banners: list[Banner] = []
+        """This chat's notices and errors: they go when another chat opens."""
+        self._stale = False
+        """The chat changed in the store while a reply ran: show it as stored once it ends."""
         self._waiting_for_chat = False
         self._send_when_open = False
         self._flush_timer = QTimer(self)
@@ -117,6 +125,7 @@ class ChatView(QWidget):
         bar = self.scroll_area.verticalScrollBar()
         bar.rangeChanged.connect(self._follow_bottom)
         bar.valueChanged.connect(self._remember_position)
+        self.history = LazyHistory(self)  # earlier messages load as the user scrolls up
         layout.addWidget(self.scroll_area, 1)
 
         bottom = QWidget()
@@ -129,6 +138,13 @@ class ChatView(QWidget):
         self.composer.stop_requested.connect(self.stop)
         self.composer.regenerate_requested.connect(self.regenerate)
         self.composer.set_enabled_for_chat(False)
+        from nexus_desktop.ui.persona_dialog import PersonaPicker
+
+        self.persona_picker = PersonaPicker()  # at the message box's left, as the user's avatar
+        composer_row = self.composer.frame.layout()
+        assert isinstance(composer_row, QBoxLayout)
+        composer_row.insertWidget(0, self.persona_picker, 0, Qt.AlignmentFlag.AlignBottom)
+        self._add_writing_bar(composer_row)
         bottom_layout.addWidget(self.banners)
         bottom_layout.addWidget(self.composer)
         layout.addWidget(bottom)
@@ -138,6 +154,8 @@ class ChatView(QWidget):
     def bind(self, core: AppCore, ensure_model: Callable[[], Awaitable[object]]) -> None:
         self.core = core
         self.ensure_model = ensure_model
+        self.persona_picker.bind(core, self)
+        core.changes.subscribe(self._changed)
 
     def wait_for_chat(self) -> None:
         """At start-up, before the core is up: take typing now; Send is queued until the chat opens."""
@@ -157,28 +175,45 @@ class ChatView(QWidget):
             if self.chat_id is None:
                 self.composer.set_enabled_for_chat(False)
 
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
-    @property
-    def generation_task(self) -> asyncio.Task[None] | None:
-        return self._task
-
-    async def open_character(self, character: Character, *, new_chat: bool = False) -> None:
-        """Show the character's latest chat (or a fresh one)."""
+    async def open_character(
+        self, character: Character, *, new_chat: bool = False, chat_id: int | None = None
+    ) -> None:
+        """Show the character's latest chat (or a fresh one, or the chat ``chat_id``)."""
         assert self.core is not None and character.id is not None
         self._load_seq += 1
         load = self._load_seq
         if self.busy:
             await self.stop_and_wait()
-        chat, messages = await (
-            self.core.chat.new_chat(character.id) if new_chat else self.core.chat.open_chat(character.id)
-        )
+        if chat_id is not None:
+            chat, messages = await self.core.history.open(chat_id)
+        else:
+            chat, messages = await (
+                self.core.chat.new_chat(character.id)
+                if new_chat
+                else self.core.chat.open_chat(character.id, newest=OPEN_NEWEST)
+            )
+        assert chat.id is not None
+        persona = await self.core.personas.for_chat(chat.id)
         if load != self._load_seq:
             return  # another character was picked while this one loaded
-        self.character = character
-        self.chat_id = chat.id
+        self.show_chat(chat.id, messages, persona, character=character)
+
+    def show_chat(
+        self,
+        chat_id: int,
+        messages: list[Message],
+        persona: Persona,
+        *,
+        character: Character | None = None,
+        group: Group | None = None,
+    ) -> None:
+        """Show this chat, with ``character`` or of ``group``, as the user ``persona``."""
+        if chat_id != self.chat_id:
+            self._forget_chat_banners()
+        self.character, self.group = character, group
+        self.chat_id = chat_id
+        self.persona = persona
+        self.persona_picker.show_persona(persona)
         self._show_messages(messages)
         self.composer.set_enabled_for_chat(True)
         self.composer.input.setFocus()
@@ -190,16 +225,64 @@ class ChatView(QWidget):
             self.composer.hint.hide()
             if self.composer.text.strip():
                 self.send(self.composer.text)
+        self.chat_opened.emit()
 
     def refresh_names(self) -> None:
         """Show the messages again, e.g. after the user's name changed (it fills {{user}})."""
-        if not self.busy and self.character is not None:
-            self._show_messages([*self._earlier, *(widget.message for widget in self.widgets)])
+        if not self.busy and (self.character is not None or self.group is not None):
+            self._show_messages([*self._earlier, *(w.message for w in self.widgets), *self.history.later])
 
     def clear_chat(self) -> None:
-        self.character, self.chat_id = None, None
+        self._forget_chat_banners()
+        self.character, self.group, self.chat_id = None, None, None
         self._show_messages([])
         self.composer.set_enabled_for_chat(False)
+        self.chat_opened.emit()
+
+    # Following the store ------------------------------------------------------------------
+
+    def _changed(self, change: Change) -> None:
+        """Messages of the open chat changed (here, or in another process such as the CLI)."""
+        if change.kind != "messages" or self.chat_id is None or change.chat_id not in (None, self.chat_id):
+            return
+        if self.busy:
+            self._stale = True  # the stream owns the list until it ends
+            return
+        self.show_stored_messages_soon()
+
+    def show_stored_messages_soon(self) -> None:
+        QueryOp(parent=self, op=self.show_stored_messages()).failure(
+            lambda error: log.warning("Could not show the chat as stored: %s", error)
+        ).run_in_background()
+
+    async def show_stored_messages(self) -> None:
+        """Show the open chat as it is stored: new messages are added below, anything else
+        redraws the list; nothing happens when what is shown is already what is stored."""
+        assert self.core is not None
+        self._stale = False
+        chat_id = self.chat_id
+        if chat_id is None:
+            return
+        stored = await self.core.db.call(self.core.store.list_messages, chat_id)
+        if chat_id != self.chat_id or self.busy:
+            self._stale = self.busy
+            return
+        shown = [*self._earlier, *(widget.message for widget in self.widgets), *self.history.later]
+        if len(stored) >= len(shown) and list(map(_looks, shown)) == list(map(_looks, stored[: len(shown)])):
+            if len(stored) > len(shown):
+                self.history.show_newest()  # new messages go below the newest
+            for message in stored[len(shown) :]:
+                self._append(message)
+            self._refresh_last()
+        else:
+            self._show_messages(stored)
+
+    def _forget_chat_banners(self) -> None:
+        shown = self.banners.banners()
+        for banner in [*self._chat_banners, *self._governor_banners]:
+            if banner in shown:
+                banner.dismiss()
+        self._chat_banners, self._governor_banners = [], []
 
     def _show_messages(self, messages: list[Message]) -> None:
         for widget in self.widgets:
@@ -207,7 +290,7 @@ class ChatView(QWidget):
             widget.hide()
             widget.deleteLater()
         self.widgets = []
-        self.empty_label.setVisible(self.character is None)
+        self.empty_label.setVisible(self.character is None and self.group is None)
         # Long chats open fast: only the newest messages get widgets until more are asked for.
         split = max(0, len(messages) - PAGE_SIZE)
         self._earlier = list(messages[:split])
@@ -216,6 +299,7 @@ class ChatView(QWidget):
         self._update_earlier_button()
         self._refresh_last()
         self._stick_to_bottom = True
+        self.history.shown(messages)
 
     def show_earlier(self) -> None:
         """Add the previous page of messages above the ones shown."""
@@ -235,7 +319,11 @@ class ChatView(QWidget):
 
     def _names(self, message: Message) -> tuple[str, bytes | None]:
         if message.role == "user":
-            return (self.core.settings.user_name if self.core else "You"), None
+            return (self.persona.name, self.persona.avatar) if self.persona else ("User", None)
+        if self.group is not None:
+            from nexus_desktop.ui.group_bar import speaker_of
+
+            return speaker_of(self.group, message)
         assert self.character is not None
         return self.character.name, self.character.avatar
 
@@ -243,7 +331,7 @@ class ChatView(QWidget):
         from nexus_desktop.chat.prompt import substitute
 
         char = self.character.name if self.character else ""
-        user = self.core.settings.user_name if self.core else "You"
+        user = self.persona.name if self.persona else "User"
         return substitute(text, char, user)
 
     def _make_widget(self, message: Message) -> ChatItem:
@@ -260,6 +348,8 @@ class ChatView(QWidget):
         widget.swipe_requested.connect(self._swipe)
         widget.regenerate_requested.connect(self.regenerate)
         widget.rated.connect(self._rate)
+        widget.branch_requested.connect(self._branch)
+        widget.hidden_toggled.connect(self._toggle_hidden)
         return widget
 
     def _tool_widget(self, message: Message) -> ToolCallWidget:
@@ -280,205 +370,11 @@ class ChatView(QWidget):
     def _refresh_last(self) -> None:
         for widget in self.widgets:
             widget.set_swipeable(False)
-        last = self.widgets[-1] if self.widgets else None
+        last = self.widgets[-1] if self.widgets and not self.history.later else None
         if last is not None and last.role == "assistant" and last.message.id is not None:
             last.set_swipeable(True)
         for widget in self.widgets:
             widget.set_busy(self.busy)
-
-    # Sending, stopping, regenerating ------------------------------------------------------
-
-    def send(self, text: str) -> None:
-        if self.chat_id is None and self._waiting_for_chat and text.strip():
-            self._send_when_open = True
-            self.composer.show_hint(QUEUED_HINT)
-            return
-        if self.busy or self.chat_id is None:
-            return
-        if not text.strip():
-            self.composer.show_hint("Type a message first — there is nothing to send yet.")
-            return
-        self._start(self._send(self.chat_id, text))
-
-    def regenerate(self) -> None:
-        if self.busy or self.chat_id is None:
-            return
-        self._start(self._regenerate(self.chat_id))
-
-    def stop(self) -> None:
-        self._stop_requested = True
-        if self.core is not None:
-            self.core.chat.stop()
-
-    async def stop_and_wait(self) -> None:
-        self.stop()
-        if self._task is not None:
-            import asyncio
-
-            await asyncio.wait([self._task])
-
-    def _start(self, work: Coroutine[Any, Any, None]) -> None:
-        self._stop_requested = False
-        self.banners.clear("info")
-        shown = self.banners.banners()
-        for banner in self._governor_banners:  # the last reply's limits; this one may say its own
-            if banner in shown:
-                banner.dismiss()
-        self._governor_banners = []
-        import asyncio
-
-        self._task = asyncio.ensure_future(self._generate(work))
-        self._set_busy(True)
-
-    async def _generate(self, work: Coroutine[Any, Any, None]) -> None:
-        try:
-            await work
-        finally:
-            self._finished()  # inside the task, so the UI is idle again by the time it is done
-
-    def _set_busy(self, busy: bool) -> None:
-        self._busy = busy
-        self.composer.set_busy(busy)
-        for widget in self.widgets:
-            widget.set_busy(busy)
-        self.busy_changed.emit(busy)
-
-    def _finished(self) -> None:
-        self._flush_timer.stop()
-        self._stream_widget = None
-        self._set_busy(False)
-        self._refresh_last()
-
-    async def _model_ready(self) -> bool:
-        """Load the model first, so a failure leaves the typed text in the box."""
-        try:
-            if self.ensure_model is not None:
-                await self.ensure_model()
-        except Exception as error:
-            self.show_error(error)
-            return False
-        return not self._stop_requested
-
-    async def _send(self, chat_id: int, text: str) -> None:
-        if not await self._model_ready():
-            return
-        assert self.core is not None
-        await self._consume(self.core.chat.send(chat_id, text), sent_text=text, target=None)
-
-    async def _regenerate(self, chat_id: int) -> None:
-        assert self.core is not None
-        last = self.widgets[-1] if self.widgets else None
-        if last is not None and last.role in ("user", "tool"):
-            # The last reply failed or came back empty: write one now.
-            if await self._model_ready():
-                await self._consume(self.core.chat.respond(chat_id), sent_text=None, target=None)
-            return
-        from nexus_desktop.ui.message_widget import MessageWidget
-
-        if not isinstance(last, MessageWidget) or last.message.position == 0:
-            self.composer.show_hint("There is no reply to regenerate yet; send a message first.")
-            return
-        if not await self._model_ready():
-            return
-        await self._consume(self.core.chat.regenerate(chat_id), sent_text=None, target=last)
-
-    async def _consume(
-        self, events: AsyncIterator[Any], *, sent_text: str | None, target: MessageWidget | None
-    ) -> None:
-        from nexus_desktop.chat.events import GovernorNotice
-        from nexus_desktop.chat.service import (
-            HistoryTrimmed,
-            ReplySaved,
-            ReplyToken,
-            ToolCalled,
-            UserMessageSaved,
-        )
-
-        saved = False
-        self._begin_stream(
-            target if target is not None else (None if sent_text is not None else self._placeholder())
-        )
-        try:
-            async for event in events:
-                if isinstance(event, UserMessageSaved):
-                    if self.composer.text == sent_text:
-                        self.composer.clear()
-                    self._append(event.message).set_busy(True)
-                    self._begin_stream(self._placeholder())
-                elif isinstance(event, ReplyToken):
-                    self._stream_text += event.text
-                    self._dirty = True
-                elif isinstance(event, ToolCalled):
-                    self._insert_before_stream(self._tool_widget(event.message))
-                elif isinstance(event, HistoryTrimmed):
-                    self.banners.show_banner("info", event.notice)
-                elif isinstance(event, GovernorNotice):
-                    self.show_governor_notice(event)
-                elif isinstance(event, ReplySaved):
-                    saved = True
-                    self._flush()
-                    if self._stream_widget is not None:
-                        self._stream_widget.set_message(event.message)
-                    self.model_used.emit(None)
-        except Exception as error:
-            log.info("Reply failed: %s", error)
-            self.show_error(error)
-        finally:
-            self._end_stream(saved, target)
-
-    def show_governor_notice(self, notice: GovernorNotice) -> None:
-        """The character's limits stopped something: say so above the composer, as a warning.
-
-        The reply streamed so far is painted first and stays: a reply cut short by its budget is
-        saved as far as it got (``ReplySaved`` follows), and only a reply that never started is
-        taken away with its empty placeholder.
-        """
-        self._flush()
-        self._governor_banners.append(self.banners.show_banner("warning", notice.text))
-
-    def _insert_before_stream(self, widget: ChatItem) -> None:
-        """A tool result goes between the user's message and the reply being written."""
-        stream = self._stream_widget
-        index = self.widgets.index(stream) if stream in self.widgets else len(self.widgets)
-        self.widgets.insert(index, widget)
-        self.column.insertWidget(FIRST_MESSAGE_INDEX + index, widget)
-        widget.set_max_text_width(self._text_width())
-
-    def _placeholder(self) -> MessageWidget:
-        from nexus_desktop.db.tables import Message
-        from nexus_desktop.ui.message_widget import MessageWidget
-
-        assert self.chat_id is not None
-        position = (self.widgets[-1].message.position + 1) if self.widgets else 0
-        widget = self._append(Message(chat_id=self.chat_id, position=position, role="assistant", swipes=[""]))
-        assert isinstance(widget, MessageWidget)
-        widget.set_busy(True)
-        return widget
-
-    def _begin_stream(self, widget: MessageWidget | None) -> None:
-        self._stream_widget = widget
-        self._stream_text = ""
-        self._dirty = False
-        if widget is not None:
-            widget.set_streaming_text("")
-            self._stick_to_bottom = True
-            self._flush_timer.start()
-
-    def _flush(self) -> None:
-        if self._dirty and self._stream_widget is not None:
-            self._dirty = False
-            self.flushes += 1
-            self._stream_widget.set_streaming_text(self._stream_text)
-
-    def _end_stream(self, saved: bool, target: MessageWidget | None) -> None:
-        self._flush_timer.stop()
-        widget = self._stream_widget
-        if widget is not None and not saved:
-            if target is not None:
-                widget.set_message(widget.message)  # the reply failed: show the old alternative again
-            else:
-                self._remove(widget)
-        self._stream_widget = None
 
     # Editing ------------------------------------------------------------------------------
 
@@ -492,7 +388,7 @@ class ChatView(QWidget):
     def _change(self, change: Awaitable[Message]) -> None:
         """Save a change to one message off the Qt thread, then show the message as saved."""
         QueryOp(parent=self, op=change, success=self._replace_message).failure(
-            self.show_error
+            self.show_chat_error
         ).run_in_background()
 
     def _edit(self, message_id: int, text: str) -> None:
@@ -500,6 +396,11 @@ class ChatView(QWidget):
 
     def _swipe(self, message_id: int, index: int) -> None:
         self._change(self._chat_service().show_swipe(message_id, index))
+
+    def _branch(self, message_id: int) -> None:
+        from nexus_desktop.ui.chat_list import branch_from_message
+
+        branch_from_message(self, message_id)
 
     def _rate(self, message_id: int, thumbs_up: bool) -> None:
         self._change(self._chat_service().rate_message(message_id, thumbs_up))
@@ -519,7 +420,7 @@ class ChatView(QWidget):
             if widget is not None:
                 self._remove(widget)
 
-        QueryOp(parent=self, op=delete, success=removed).failure(self.show_error).run_in_background()
+        QueryOp(parent=self, op=delete, success=removed).failure(self.show_chat_error).run_in_background()
 
     def _replace_message(self, message: Message) -> None:
         assert message.id is not None
@@ -539,7 +440,7 @@ class ChatView(QWidget):
 
     # Errors -------------------------------------------------------------------------------
 
-    def show_error(self, error: BaseException) -> None:
+    def show_error(self, error: BaseException) -> Banner:
         from nexus_desktop.llm.contract import ModelCrashedError, ModelFileError, RemoteServerError
 
         action: tuple[str, Callable[[], object]] | None = None
@@ -549,11 +450,12 @@ class ChatView(QWidget):
             action = ("Server settings", lambda: self.settings_requested.emit("remote"))
         elif isinstance(error, ModelCrashedError):
             action = ("Reload model", self.reload_requested.emit)
-        self.banners.show_banner("error", describe_error(error), action)
-        from nexus_desktop.llm.contract import ModelError
+        return self.banners.show_banner("error", describe_error(error), action)
 
-        if isinstance(error, ModelError):
-            self.model_used.emit(error)
+    def show_chat_error(self, error: BaseException) -> None:
+        """An error of the open chat (a refused send, a failed reply or edit): it goes when
+        another chat opens."""
+        self._chat_banners.append(self.show_error(error))
 
     # Layout -------------------------------------------------------------------------------
 
@@ -581,3 +483,8 @@ class ChatView(QWidget):
     def _follow_bottom(self, _minimum: int, maximum: int) -> None:
         if self._stick_to_bottom:
             self.scroll_area.verticalScrollBar().setValue(maximum)
+
+
+def _looks(message: Message) -> tuple[object, ...]:
+    """What a message widget shows of ``message``: the same tuple, the same widget."""
+    return message.id, message.role, message.swipe_index, message.swipes, message.swipe_stats, message.hidden

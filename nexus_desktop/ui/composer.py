@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from nexus_desktop.ui import icons
 from nexus_desktop.ui.widgets import icon_button, push_button, set_style_property
 
 if TYPE_CHECKING:
-    from PySide6.QtGui import QFocusEvent, QKeyEvent
+    from PySide6.QtGui import QFocusEvent, QKeyEvent, QResizeEvent
 
 MAX_LINES = 8
 EMPTY_HINT = "Type a message first — there is nothing to send yet."
+# The longest that fits the box is shown, so a narrow window never cuts the hint off.
+PLACEHOLDERS = (
+    "Message…  (Enter to send, Shift+Enter for a new line)",
+    "Message…  (Enter to send)",
+    "Message…",
+)
+# Below this width Send (and Stop) show only their icon, leaving the message box room to type in.
+COMPACT_BELOW = 520
+# Keys the empty box leaves to the window's shortcuts (ui/shortcuts.py): edit the last message, swipe.
+KEYS_FOR_SHORTCUTS_WHEN_EMPTY = (Qt.Key.Key_Up, Qt.Key.Key_Left, Qt.Key.Key_Right)
 
 
 class ComposerInput(QPlainTextEdit):
@@ -24,18 +34,55 @@ class ComposerInput(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ComposerInput")
-        self.setPlaceholderText("Message…  (Enter to send, Shift+Enter for a new line)")
+        self.setAccessibleName("Message")
+        self.setToolTip(PLACEHOLDERS[0])
+        self.setPlaceholderText(PLACEHOLDERS[0])
         self.setTabChangesFocus(True)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.document().documentLayout().documentSizeChanged.connect(lambda _size: self._fit_height())
         self._fit_height()
 
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and self._leaves_to_shortcuts(event):  # type: ignore[arg-type]
+            event.ignore()  # not ours: the window's shortcut for this key runs
+            return True
+        return super().event(event)
+
+    def _leaves_to_shortcuts(self, event: QKeyEvent) -> bool:
+        plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
+        return plain and event.key() in KEYS_FOR_SHORTCUTS_WHEN_EMPTY and not self.toPlainText()
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        if enter and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+        modifiers = event.modifiers()
+        if enter and modifiers & Qt.KeyboardModifier.ControlModifier:
+            event.ignore()  # Ctrl+Enter regenerates (a window shortcut); it never sends or adds a line
+            return
+        if enter and not modifiers & Qt.KeyboardModifier.ShiftModifier:
             self.submit.emit()
             return
         super().keyPressEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_placeholder()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_height()
+            self._fit_placeholder()
+
+    def placeholder_room(self) -> int:
+        """How wide a placeholder may be and still show whole."""
+        margin = int(2 * self.document().documentMargin())
+        return self.viewport().width() - margin - 2
+
+    def _fit_placeholder(self) -> None:
+        room = self.placeholder_room()
+        metrics = self.fontMetrics()
+        fitting = (text for text in PLACEHOLDERS if metrics.horizontalAdvance(text) <= room)
+        self.setPlaceholderText(next(fitting, PLACEHOLDERS[-1]))
 
     def focusInEvent(self, event: QFocusEvent) -> None:
         super().focusInEvent(event)
@@ -68,6 +115,7 @@ class Composer(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._busy = False
+        self.compact = False
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(6)
@@ -83,13 +131,16 @@ class Composer(QWidget):
         self.input.focus_changed.connect(lambda focused: set_style_property(self.frame, "focused", focused))
         row.addWidget(self.input, 1)
 
-        self.regenerate_button = icon_button("regenerate", "Regenerate the last reply", role="icon", size=18)
+        self.regenerate_button = icon_button(
+            "regenerate", "Regenerate the last reply (Ctrl+Enter)", role="icon", size=18
+        )
         self.regenerate_button.setFixedSize(40, 40)
         self.regenerate_button.clicked.connect(self.regenerate_requested.emit)
         self.send_button = push_button("Send", role="primary", icon_name="send")
         self.send_button.setIconSize(QSize(16, 16))
         self.send_button.setFixedHeight(40)
         self.send_button.setMinimumWidth(96)
+        self.send_button.setAccessibleName("Send")
         self.send_button.clicked.connect(self._on_send_clicked)
         row.addWidget(self.regenerate_button, 0, Qt.AlignmentFlag.AlignBottom)
         row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
@@ -123,17 +174,27 @@ class Composer(QWidget):
     def set_busy(self, busy: bool) -> None:
         """While a reply is written: Send becomes Stop and Regenerate waits."""
         self._busy = busy
+        caption = "Stop" if busy else "Send"
+        self.send_button.setText("" if self.compact else caption)
+        self.send_button.setAccessibleName(caption)
         if busy:
-            self.send_button.setText("Stop")
             self.send_button.setIcon(icons.icon("stop", "#ffffff", "#ffffff"))
-            self.send_button.setToolTip("Stop the reply (keeps what was written)")
+            self.send_button.setToolTip("Stop the reply, keeping what was written (Esc)")
             set_style_property(self.send_button, "role", "stop")
         else:
-            self.send_button.setText("Send")
             self.send_button.setIcon(icons.icon("send", "#ffffff", "#ffffff"))
             self.send_button.setToolTip("Send (Enter)")
             set_style_property(self.send_button, "role", "primary")
         self.regenerate_button.setEnabled(not busy)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        compact = self.width() < COMPACT_BELOW
+        if compact != self.compact:
+            self.compact = compact
+            self.send_button.setMinimumWidth(40 if compact else 96)
+            self.send_button.setMaximumWidth(40 if compact else 16777215)
+            self.set_busy(self._busy)  # the caption, or none
 
     def set_enabled_for_chat(self, enabled: bool) -> None:
         self.input.setEnabled(enabled)

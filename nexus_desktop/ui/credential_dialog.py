@@ -13,8 +13,9 @@ from PySide6.QtWidgets import QDialog, QHBoxLayout, QLabel, QLineEdit, QVBoxLayo
 
 from nexus_desktop.modules.service import CredentialInfo, ModuleService
 from nexus_desktop.secrets import KeyringUnavailableError
-from nexus_desktop.ui.module_card import MODULES_STYLE
+from nexus_desktop.ui.module_card import modules_style
 from nexus_desktop.ui.ops import QueryOp
+from nexus_desktop.ui.theme import set_style
 from nexus_desktop.ui.widgets import BannerArea, push_button
 
 
@@ -33,7 +34,7 @@ class CredentialDialog(QDialog):
         self.credential = credential
         self.saved_session_only: bool | None = None
         self.setWindowTitle(f"{display_name}: {credential.name}")
-        self.setStyleSheet(MODULES_STYLE)
+        set_style(self, modules_style)
         self.setMinimumWidth(520)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 22, 24, 18)

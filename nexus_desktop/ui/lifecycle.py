@@ -85,6 +85,9 @@ class Application:
         self.tray = Tray.create(self.window, self.quit)
         self.window.set_tray(self.tray)
         await self.window.attach(self.core)
+        from nexus_desktop.ui.first_run import ask_name_if_new
+
+        ask_name_if_new(self.window.chat_view)  # a panel over the message box; nothing waits on it
         log.info("NEXUS Desktop started")
         self._add_pages(self.core)
         try:

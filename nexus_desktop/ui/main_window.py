@@ -20,15 +20,19 @@ from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
 from nexus_desktop.ui.layouts import tight
 
 if TYPE_CHECKING:
-    from PySide6.QtGui import QCloseEvent
+    from PySide6.QtGui import QCloseEvent, QResizeEvent
 
+    from nexus_desktop.changes import Change
+    from nexus_desktop.chat.sources import ModelState
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Character
     from nexus_desktop.llm.contract import ModelSource
     from nexus_desktop.settings import Settings
     from nexus_desktop.ui.character_actions import CharacterActions
     from nexus_desktop.ui.character_editor import CharacterEditor
+    from nexus_desktop.ui.chat_list import ChatListDialog
     from nexus_desktop.ui.chat_view import ChatView
+    from nexus_desktop.ui.group_bar import GroupChats
     from nexus_desktop.ui.model_bar import StatusLine, TopBar
     from nexus_desktop.ui.ops import QueryOp
     from nexus_desktop.ui.settings_dialog import SettingsDialog
@@ -69,11 +73,11 @@ def build_summary() -> tuple[str, str]:
 class MainWindow(QMainWindow):
     closed = Signal()
     """The window was closed for good (not hidden to the tray): the app should quit."""
-    model_state_changed = Signal(str)
 
     sidebar: Sidebar
     top_bar: TopBar
     chat_view: ChatView
+    group_chats: GroupChats
     status_line: StatusLine
 
     def __init__(self, *, build: bool = True, reserved_pages: tuple[tuple[str, str, str], ...] = ()) -> None:
@@ -82,11 +86,10 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle(APP_NAME)
         self.resize(1280, 800)
-        self.setMinimumSize(QSize(900, 560))
+        self.setMinimumSize(QSize(800, 500))
         self.core: AppCore | None = None
         self.tray: Tray | None = None
         self.characters: list[Character] = []
-        self._model_dirty = True
         self._character_actions: CharacterActions | None = None
         self._reserved_pages = reserved_pages
         self._page_builders: dict[str, Callable[[], QWidget]] = {}
@@ -151,6 +154,7 @@ class MainWindow(QMainWindow):
         self.sidebar.export_requested.connect(lambda: self.character_actions.choose_export())
         self.sidebar.delete_requested.connect(lambda: self.character_actions.ask_delete_current())
         self.top_bar.new_chat_button.clicked.connect(self._new_chat)
+        self.top_bar.chats_button.clicked.connect(self.show_chat_list)
         self.top_bar.settings_button.clicked.connect(lambda: self.open_settings())
         picker = self.top_bar.model_picker
         picker.local_chosen.connect(self._choose_local_model)
@@ -158,7 +162,9 @@ class MainWindow(QMainWindow):
         picker.remote_chosen.connect(self._choose_remote)
         self.chat_view.settings_requested.connect(self.open_settings)
         self.chat_view.reload_requested.connect(self.reload_model)
-        self.chat_view.model_used.connect(self._model_reported)
+        from nexus_desktop.ui.shortcuts import ChatShortcuts
+
+        self.shortcuts = ChatShortcuts(self)  # Esc, arrows, Ctrl+Enter, Ctrl+K, F1 (and the "?" button)
 
     # Pages ---------------------------------------------------------------------------------
 
@@ -218,7 +224,20 @@ class MainWindow(QMainWindow):
         """Bind the core, fill the sidebar and open the last chat; the model loads afterwards."""
         self.core = core
         self.chat_view.bind(core, self.ensure_model)
+        from nexus_desktop.ui.icons import use_line_icons_in_qt_dialogs
+        from nexus_desktop.ui.theme import set_appearance
+
+        set_appearance(core.settings.theme, core.settings.font_scale)  # Settings → Appearance
+        use_line_icons_in_qt_dialogs()
+        # The source manager owns the model's state; the status line only draws it.
+        core.sources.listeners.subscribe(self._draw_model_state)
+        # The lists follow the store: writes here and in other processes (the CLI) arrive as changes.
+        core.changes.subscribe(self._changed)
+        core.db_watcher.start()
         core.module_characters.listeners.append(self._module_characters_added)
+        from nexus_desktop.ui.group_bar import GroupChats
+
+        self.group_chats = GroupChats(self, core)  # group chats: sidebar rows, member bar, opening
         await self.refresh_characters(select_id=core.settings.last_character_id)
         try:
             if self.sidebar.current_id() is None:
@@ -243,6 +262,21 @@ class MainWindow(QMainWindow):
         assert self.core is not None
         self.characters = await self.core.db.call(self.core.store.list_characters)
         self.sidebar.set_characters(self.characters, select_id)
+        await self.group_chats.refresh()  # the groups' rows follow the characters'; a member may be gone
+
+    def _changed(self, change: Change) -> None:
+        if change.kind == "characters" and shiboken6.isValid(self.sidebar):
+            follow = background(self, self._characters_changed)
+            follow.failure(self.chat_view.show_error).run_in_background()
+
+    async def _characters_changed(self) -> None:
+        """List the characters again; when the open one is gone, close its chat and open another."""
+        await self.refresh_characters()
+        shown = self.chat_view.character
+        if shown is not None and shown.id is not None and self.character(shown.id) is None:
+            await self.forget_character(shown.id)
+        if self.sidebar.current_id() is None:
+            await self.show_first_character()
 
     def _module_characters_added(self, _added: list[Character]) -> None:
         """Characters a module registered were stored: show them (and open one if none was open)."""
@@ -260,6 +294,8 @@ class MainWindow(QMainWindow):
         return next((c for c in self.characters if c.id == character_id), None)
 
     async def show_first_character(self) -> None:
+        if self.chat_view.group is not None:
+            return  # a group chat is open: its sidebar row holds no character
         if self.characters and self.characters[0].id is not None:
             self.sidebar.select(self.characters[0].id, emit=False)
             await self._show_character(self.characters[0].id)
@@ -281,7 +317,18 @@ class MainWindow(QMainWindow):
             self.chat_view.show_error
         ).run_in_background()
 
-    async def _show_character(self, character_id: int, *, new_chat: bool = False) -> None:
+    async def open_chat(self, character_id: int | None, chat_id: int | None) -> None:
+        """Show this chat (the character's latest when None), switching character if need be."""
+        if character_id is None and chat_id is not None:  # a group's chat (a branch of one)
+            await self.group_chats.open_group_chat(chat_id)
+            return
+        assert character_id is not None
+        self.sidebar.select(character_id, emit=False)
+        await self._show_character(character_id, chat_id=chat_id)
+
+    async def _show_character(
+        self, character_id: int, *, new_chat: bool = False, chat_id: int | None = None
+    ) -> None:
         from nexus_desktop.ui.sidebar import snippet
 
         assert self.core is not None
@@ -289,7 +336,7 @@ class MainWindow(QMainWindow):
         if character is None:
             return
         self.top_bar.set_character(character.name, character.avatar, snippet(character) or "Character")
-        await self.chat_view.open_character(character, new_chat=new_chat)
+        await self.chat_view.open_character(character, new_chat=new_chat, chat_id=chat_id)
         if self.core.settings.last_character_id != character_id:
             settings = self.core.settings.model_copy(update={"last_character_id": character_id})
             await self.core.update_settings(settings)
@@ -300,6 +347,11 @@ class MainWindow(QMainWindow):
             background(self, self._show_character(current, new_chat=True)).failure(
                 self.chat_view.show_error
             ).run_in_background()
+
+    def show_chat_list(self) -> ChatListDialog:
+        from nexus_desktop.ui.chat_list import show_chat_list
+
+        return show_chat_list(self)
 
     def open_character_editor(self, character: Character | None) -> CharacterEditor:
         return self.character_actions.open_editor(character)
@@ -312,42 +364,20 @@ class MainWindow(QMainWindow):
 
     # Model ---------------------------------------------------------------------------------
 
-    def _model_label(self, settings: Settings | None = None) -> str:
-        assert self.core is not None
-        settings = settings or self.core.settings
-        if settings.source == "remote":
-            return f"remote: {settings.remote_model or 'server'}"
-        return Path(settings.model_path).name if settings.model_path else "the bundled SmolLM2 model"
-
     async def ensure_model(self) -> ModelSource:
-        """The model for the current settings, loading it (and saying so) when needed."""
+        """The model for the current settings, loading it when needed (the status line follows
+        the source manager's state)."""
         assert self.core is not None
-        if self.core.sources.current is None or self._model_dirty:
-            self._set_model_state("loading", f"Loading {self._model_label()}…")
-        try:
-            character = self.chat_view.character
-            # With the character's name, a promoted persona adapter loads now, not at the reply.
-            source = await self.core.sources.get(character.name if character is not None else None)
-        except Exception as error:
-            self._model_dirty = True
-            self._set_model_state("error", f"Model not loaded — {describe(error)}")
-            raise
-        self._model_dirty = False
-        self._set_ready(source)
-        return source
+        character = self.chat_view.character
+        # With the character's name, a promoted persona adapter loads now, not at the reply.
+        return await self.core.sources.get(character.name if character is not None else None)
 
-    def _set_ready(self, source: ModelSource) -> None:
-        details = [source.name, f"{source.context_size} ctx"]
-        gpu_layers = getattr(source, "gpu_layers_used", 0)
-        if isinstance(gpu_layers, int) and gpu_layers > 0:
-            details.append(f"{gpu_layers} layers on GPU")
-        self._set_model_state("ready", "Ready · " + " · ".join(details))
+    def _draw_model_state(self, state: ModelState) -> None:
+        from nexus_desktop.ui.model_state_view import status_text
 
-    def _set_model_state(self, state: str, text: str) -> None:
         if not shiboken6.isValid(self.status_line):
             return  # the window closed while the model loaded
-        self.status_line.set_state(state, text)
-        self.model_state_changed.emit(state)
+        self.status_line.set_state(*status_text(state))
 
     def load_model_in_background(self) -> None:
         background(self, self.ensure_model).failure(self.chat_view.show_error).run_in_background()
@@ -358,19 +388,11 @@ class MainWindow(QMainWindow):
 
         async def reload() -> None:
             await self.chat_view.stop_and_wait()
-            self._model_dirty = True
             await sources.aclose()
             await self.ensure_model()
 
         self.chat_view.banners.clear("error")
         background(self, reload).failure(self.chat_view.show_error).run_in_background()
-
-    def _model_reported(self, outcome: object) -> None:
-        if isinstance(outcome, BaseException):
-            self._model_dirty = True
-            self._set_model_state("error", f"Model error — {describe(outcome)}")
-        elif self.core is not None and self.core.sources.current is not None:
-            self._set_ready(self.core.sources.current)
 
     def refresh_models(self) -> None:
         from nexus_desktop.llm.catalog import default_model_path, list_models
@@ -435,17 +457,16 @@ class MainWindow(QMainWindow):
         API key is read only when the remote source starts).
         """
         from nexus_desktop.chat.sources import source_key
+        from nexus_desktop.ui.theme import set_appearance
 
         assert self.core is not None
         core = self.core
+        set_appearance(settings.theme, settings.font_scale)  # at once; nothing to do when unchanged
         try:
             changed_model = source_key(settings) != source_key(core.settings)
         except Exception:  # e.g. no bundled model: let the load say what is wrong
             changed_model = True
         changed_model = changed_model or reload
-        if changed_model:
-            self._model_dirty = True
-            self._set_model_state("loading", f"Loading {self._model_label(settings)}…")
 
         async def apply() -> None:
             if changed_model:
@@ -454,13 +475,17 @@ class MainWindow(QMainWindow):
             self.refresh_models()
             self.chat_view.refresh_names()
             if changed_model:
-                self._model_dirty = True
                 self.chat_view.banners.clear("error")
                 if reload:
                     await core.sources.aclose()
                 await self.ensure_model()
 
         background(self, apply).failure(self.chat_view.show_error).run_in_background()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if hasattr(self, "sidebar"):  # built (not the start-up skeleton)
+            self.sidebar.fit_to_window(self.width())
 
     # Closing -------------------------------------------------------------------------------
 

@@ -1,60 +1,31 @@
 """One chat message: avatar, name, a rounded bubble with the text, and its controls.
 
-The text is rendered the way roleplay chats expect: *actions* in dim italics, "speech" in a
-light accent tint, **bold** and `code`.  Under a reply: its speed and context use, the swipe
-arrows (last reply only), copy, edit (inline) and delete (with an inline confirmation).
+The text is Markdown (``message_text.py``), with roleplay styling: *actions* in dim italics and
+"speech" in a light accent tint.  Under a reply: its speed and context use, the swipe arrows
+(last reply only), rating, copy, edit (inline) and delete (with an inline confirmation).
 """
 
 from __future__ import annotations
 
-import html
-import math
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QIcon, QKeyEvent, QTextDocument
-from PySide6.QtWidgets import (
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QSizePolicy,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, MESSAGE_AVATAR_SIZE
-from nexus_desktop.ui.widgets import Avatar, icon_button, push_button
+from nexus_desktop.chat.pipeline import strip_speaker
+from nexus_desktop.ui import icons, theme
+from nexus_desktop.ui.message_edit import DeleteConfirm, EditsInPlace, InlineEdit
+from nexus_desktop.ui.message_text import MessageText
+from nexus_desktop.ui.theme import MESSAGE_AVATAR_SIZE
+from nexus_desktop.ui.widgets import Avatar, icon_button
+from nexus_desktop.ui.writing_bar import HIDE_TIP, hidden_marker, show_hidden
 
 if TYPE_CHECKING:
     from nexus_desktop.db.tables import Message
 
 AVATAR_SIZE = MESSAGE_AVATAR_SIZE
-_EMPHASIS = re.compile(r"\*\*(.+?)\*\*|\*([^*\n]+?)\*|(\"[^\"\n]+?\"|“[^”\n]+?”)|`([^`\n]+?)`")
-
-
-def format_message(text: str) -> str:
-    """Roleplay-flavoured rich text from plain text; everything is escaped first."""
-    parts: list[str] = []
-    position = 0
-    for match in _EMPHASIS.finditer(text):
-        parts.append(html.escape(text[position : match.start()]))
-        bold, action, speech, code = match.groups()
-        if bold is not None:
-            parts.append(f"<b>{html.escape(bold)}</b>")
-        elif action is not None:
-            parts.append(f'<i><span style="color:{COLORS.text_dim}">{html.escape(action)}</span></i>')
-        elif speech is not None:
-            parts.append(f'<span style="color:#d9d3ff">{html.escape(speech)}</span>')
-        else:
-            parts.append(f'<code style="font-family:monospace">{html.escape(code)}</code>')
-        position = match.end()
-    parts.append(html.escape(text[position:]))
-    return "".join(parts).replace("\n", "<br>")
 
 
 def format_stats(stats: dict[str, Any] | None) -> str:
@@ -78,74 +49,33 @@ def format_stats(stats: dict[str, Any] | None) -> str:
     return " · ".join(pieces)
 
 
+def streamed_reply(text: str, speaker: str) -> str:
+    """What to show of a reply being written: without the "Vega:" the saved reply loses
+    (``chat.pipeline.strip_speaker``), and nothing while only the start of it ("Ve") is in."""
+    head = text.lstrip()
+    prefix = f"{speaker}:"
+    if len(head) < len(prefix) and prefix.startswith(head):
+        return ""
+    return strip_speaker(text, speaker)
+
+
 def local_time(created: datetime | None) -> str:
     if created is None:
         return ""
     return created.replace(tzinfo=UTC).astimezone().strftime("%H:%M")
 
 
-class MessageText(QLabel):
-    """Selectable rich text whose width hugs short messages and wraps long ones."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("MessageText")
-        self.setWordWrap(True)
-        self.setTextFormat(Qt.TextFormat.RichText)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Minimum)
-        self._raw = ""
-        self._max_width = 560
-
-    @property
-    def raw_text(self) -> str:
-        return self._raw
-
-    def set_content(self, raw: str, rich: str | None = None) -> None:
-        self._raw = raw
-        self.setText(rich if rich is not None else format_message(raw))
-        self._fit()
-
-    @property
-    def max_width(self) -> int:
-        return self._max_width
-
-    def set_max_width(self, width: int) -> None:
-        if width != self._max_width:
-            self._max_width = width
-            self._fit()
-
-    def _fit(self) -> None:
-        self.ensurePolished()
-        document = QTextDocument()
-        document.setDocumentMargin(0)
-        document.setDefaultFont(self.font())
-        document.setHtml(self.text())
-        natural = math.ceil(document.idealWidth()) + 6
-        self.setFixedWidth(max(24, min(natural, self._max_width)))
-
-
-class MessageEditor(QPlainTextEdit):
-    save_requested = Signal()
-    cancel_requested = Signal()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        if enter and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.save_requested.emit()
-        elif event.key() == Qt.Key.Key_Escape:
-            self.cancel_requested.emit()
-        else:
-            super().keyPressEvent(event)
-
-
-class MessageWidget(QWidget):
+class MessageWidget(EditsInPlace, QWidget):
     edit_saved = Signal(int, str)
     delete_confirmed = Signal(int)
     swipe_requested = Signal(int, int)
     regenerate_requested = Signal()
     rated = Signal(int, bool)
     """(message id, thumbs up)"""
+    branch_requested = Signal(int)
+    """"Branch from here": a new chat holding the messages up to this one (its id)."""
+    hidden_toggled = Signal(int, bool)
+    """(message id, hide): leave it out of the prompt, or put it back (ui/writing_bar.py)."""
 
     def __init__(
         self,
@@ -159,9 +89,16 @@ class MessageWidget(QWidget):
         super().__init__(parent)
         self.message = message
         self.role = "user" if message.role == "user" else "assistant"
+        self.speaker = sender
         self._display = display or (lambda text: text)
         self._swipeable = False
         self._busy = False
+        self._writing_alternative = False
+        self._streamed: str | None = None  # the reply being written, as it came
+        self._streamed_shown: str | None = None  # which of it was last handed to the text
+        self._inline_edit: InlineEdit | None = None
+        self._delete_confirm: DeleteConfirm | None = None
+        self._max_text_width = 560
         self._typing_step = 0
         self._typing_timer = QTimer(self)
         self._typing_timer.setInterval(350)
@@ -179,9 +116,9 @@ class MessageWidget(QWidget):
         self.avatar = Avatar(AVATAR_SIZE)
         self.avatar.set_avatar(avatar_bytes, sender)
 
-        column = QVBoxLayout()
+        self.column = column = QVBoxLayout()
         column.setSpacing(5)
-        align = Qt.AlignmentFlag.AlignRight if mine else Qt.AlignmentFlag.AlignLeft
+        self._align = Qt.AlignmentFlag.AlignRight if mine else Qt.AlignmentFlag.AlignLeft
 
         header = QHBoxLayout()
         header.setSpacing(8)
@@ -197,23 +134,27 @@ class MessageWidget(QWidget):
             header.addWidget(self.name_label)
             header.addWidget(self.time_label)
             header.addStretch(1)
+        # Hide from the prompt (ui/writing_bar.py), up here as SillyTavern has it: the footer is full.
+        self.hidden_marker = hidden_marker()
+        self.hide_button = icon_button("eye_off", HIDE_TIP, size=14)
+        self.hide_button.clicked.connect(self._toggle_hidden)
+        header.insertWidget(1 if mine else 2, self.hidden_marker)
+        header.insertWidget(1 if mine else 3, self.hide_button)
         column.addLayout(header)
 
         self.bubble = QFrame()
         self.bubble.setObjectName("Bubble")
         self.bubble.setProperty("role", self.role)
         self.bubble.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Minimum)
-        bubble_layout = QVBoxLayout(self.bubble)
-        bubble_layout.setContentsMargins(14, 10, 14, 10)
-        bubble_layout.setSpacing(8)
+        self.bubble_layout = QVBoxLayout(self.bubble)
+        self.bubble_layout.setContentsMargins(14, 10, 14, 10)
+        self.bubble_layout.setSpacing(8)
         self.text_label = MessageText()
-        bubble_layout.addWidget(self.text_label)
-        self._build_editor(bubble_layout)
-        column.addWidget(self.bubble, 0, align)
-
+        self.text_label.rendered.connect(self._rendered)
+        self.text_label.setAccessibleName(f"Message from {sender}")
+        self.bubble_layout.addWidget(self.text_label)
+        column.addWidget(self.bubble, 0, self._align)
         column.addLayout(self._build_footer(mine))
-        self.delete_row = self._build_delete_row(mine)
-        column.addWidget(self.delete_row, 0, align)
 
         if mine:
             row.addStretch(1)
@@ -223,28 +164,6 @@ class MessageWidget(QWidget):
             row.addWidget(self.avatar, 0, Qt.AlignmentFlag.AlignTop)
             row.addLayout(column)
             row.addStretch(1)
-
-    def _build_editor(self, layout: QVBoxLayout) -> None:
-        self.editor = MessageEditor()
-        self.editor.setObjectName("MessageEditor")
-        self.editor.save_requested.connect(self._save_edit)
-        self.editor.cancel_requested.connect(self.cancel_edit)
-        self.edit_hint = QLabel("")
-        self.edit_hint.setObjectName("InlineHint")
-        self.edit_hint.hide()
-        self.edit_buttons = QWidget()
-        buttons = QHBoxLayout(self.edit_buttons)
-        buttons.setContentsMargins(0, 0, 0, 0)
-        self.edit_cancel_button = push_button("Cancel")
-        self.edit_save_button = push_button("Save", role="primary")
-        self.edit_cancel_button.clicked.connect(self.cancel_edit)
-        self.edit_save_button.clicked.connect(self._save_edit)
-        buttons.addWidget(self.edit_hint, 1)
-        buttons.addWidget(self.edit_cancel_button)
-        buttons.addWidget(self.edit_save_button)
-        for widget in (self.editor, self.edit_buttons):
-            widget.hide()
-            layout.addWidget(widget)
 
     def _build_footer(self, mine: bool) -> QHBoxLayout:
         footer = QHBoxLayout()
@@ -267,12 +186,19 @@ class MessageWidget(QWidget):
         self.copy_button.clicked.connect(self._copy)
         self.edit_button.clicked.connect(self.start_edit)
         self.delete_button.clicked.connect(self._ask_delete)
+        self.branch_button = icon_button("branch", "Branch from here: a new chat up to this message", size=14)
+        self.branch_button.clicked.connect(lambda: self.branch_requested.emit(self.message_id))
         self.swipe_widgets = [self.swipe_left, self.swipe_counter, self.swipe_right]
-        widgets: list[QWidget] = [self.copy_button, self.edit_button, self.delete_button]
+        widgets: list[QWidget] = [self.copy_button, self.branch_button, self.edit_button, self.delete_button]
         if mine:
             footer.addStretch(1)
             for widget in widgets:
                 footer.addWidget(widget)
+            # Unused on the user's side, but owned: a parentless widget would outlive the
+            # message, and its connections would keep this one alive (a leak per message).
+            for widget in [self.stats_label, *self.swipe_widgets, self.rate_up_button, self.rate_down_button]:
+                widget.setParent(self)
+                widget.hide()
         else:
             footer.addSpacing(4)
             footer.addWidget(self.stats_label)
@@ -285,28 +211,9 @@ class MessageWidget(QWidget):
     @staticmethod
     def _rating_button(icon_name: str, tooltip: str) -> QToolButton:
         button = icon_button(icon_name, tooltip, size=14)
-        rated = QIcon(icons.icon(icon_name, size=14))
-        for mode in (QIcon.Mode.Normal, QIcon.Mode.Active):
-            rated.addPixmap(icons.pixmap(icon_name, COLORS.accent_hover, 14), mode, QIcon.State.On)
-        button.setIcon(rated)
+        button.setIcon(icons.icon(icon_name, size=14, checked=theme.COLORS.accent_hover))
         button.setCheckable(True)
         return button
-
-    def _build_delete_row(self, mine: bool) -> QWidget:
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(4, 0, 4, 0)
-        label = QLabel("Delete this message?")
-        label.setObjectName("DeleteConfirm")
-        self.delete_yes_button = push_button("Delete", role="danger")
-        self.delete_no_button = push_button("Keep")
-        self.delete_yes_button.clicked.connect(self._confirm_delete)
-        self.delete_no_button.clicked.connect(lambda: self.delete_row.hide())
-        layout.addWidget(label)
-        layout.addWidget(self.delete_no_button)
-        layout.addWidget(self.delete_yes_button)
-        row.hide()
-        return row
 
     # State --------------------------------------------------------------------------------
 
@@ -321,8 +228,10 @@ class MessageWidget(QWidget):
 
     def set_message(self, message: Message) -> None:
         self.message = message
+        self._writing_alternative = False
+        self._streamed = self._streamed_shown = None
         self._typing_timer.stop()
-        self.text_label.set_content(self._display(message.content))
+        self.text_label.show_markdown(self._display(message.content))
         self.stats_label.setText(format_stats(message.stats) if self.role == "assistant" else "")
         self.stats_label.setVisible(bool(self.stats_label.text()))
         rating = (message.stats or {}).get("rating")
@@ -332,30 +241,59 @@ class MessageWidget(QWidget):
         can_rate = self.role == "assistant" and message.id is not None and message.position > 0
         self.rate_up_button.setVisible(can_rate)
         self.rate_down_button.setVisible(can_rate)
+        self.hide_button.setVisible(message.id is not None)
+        show_hidden(self.bubble, self.hidden_marker, self.hide_button, message.hidden)
         self._refresh_swipes()
 
     def set_streaming_text(self, text: str) -> None:
-        """Show a reply as it is written; an empty text shows the typing dots."""
+        """Show a reply as it is written; while nothing is shown yet, the typing dots.
+
+        While a long reply's last text is still being rendered elsewhere, the newest text waits
+        and is shown once that is done: a long reply costs the Qt thread no more work than the
+        renders it can show.
+        """
         self.stats_label.hide()
-        if not text:
+        self._streamed = text
+        if not self.text_label.rendering:
+            self._show_streamed()
+
+    def _rendered(self) -> None:
+        if self._streamed is not None and self._streamed is not self._streamed_shown:
+            self._show_streamed()
+
+    def _show_streamed(self) -> None:
+        assert self._streamed is not None
+        self._streamed_shown = self._streamed
+        shown = streamed_reply(self._streamed, self.speaker)
+        if not shown:
             if not self._typing_timer.isActive():
                 self._typing_step = 0
                 self._animate_typing()
                 self._typing_timer.start()
             return
         self._typing_timer.stop()
-        self.text_label.set_content(self._display(text))
+        self.text_label.show_markdown(self._display(shown))
+
+    def start_alternative(self) -> None:
+        """A new alternative of this reply is being written: the counter shows it (3/3 while the
+        third is written) until the reply is saved or fails (``set_message``)."""
+        self._writing_alternative = True
+        self._refresh_swipes()
 
     def set_swipeable(self, swipeable: bool) -> None:
         """Only the last reply shows swipe arrows; past the last alternative lies Regenerate."""
-        self._swipeable = swipeable
-        self._refresh_swipes()
+        if swipeable != self._swipeable:  # called for every message after each change
+            self._swipeable = swipeable
+            self._refresh_swipes()
 
     def set_busy(self, busy: bool) -> None:
+        if busy == self._busy:
+            return
         self._busy = busy
         for button in (
             self.edit_button,
             self.delete_button,
+            self.branch_button,
             self.swipe_left,
             self.swipe_right,
             self.rate_up_button,
@@ -365,24 +303,36 @@ class MessageWidget(QWidget):
         self._refresh_swipes()
 
     def set_max_text_width(self, width: int) -> None:
+        self._max_text_width = width
         self.text_label.set_max_width(width)
-        self.editor.setMinimumWidth(width)
+        if self._inline_edit is not None:
+            self._inline_edit.editor.setMinimumWidth(width)
 
     def _refresh_swipes(self) -> None:
         count, index = len(self.message.swipes), self.message.swipe_index
+        if self._writing_alternative:  # the one being written is the last, and the one shown
+            count += 1
+            index = count - 1
         can_regenerate = self._swipeable and self.message.position > 0
         show = self.role == "assistant" and self._swipeable and (count > 1 or can_regenerate)
         for widget in self.swipe_widgets:
             widget.setVisible(show)
         self.swipe_counter.setText(f"{index + 1}/{count}")
+        self.swipe_counter.setToolTip(
+            f"Writing alternative {count}"
+            if self._writing_alternative
+            else f"Alternative {index + 1} of {count}"
+        )
+        self.swipe_counter.setAccessibleName(self.swipe_counter.toolTip())
         self.swipe_left.setEnabled(not self._busy and index > 0)
         self.swipe_right.setEnabled(not self._busy and (index < count - 1 or can_regenerate))
         self.swipe_right.setToolTip("Next alternative" if index < count - 1 else "Generate another reply")
 
     def _animate_typing(self) -> None:
+        colours = theme.COLORS
         lit = self._typing_step % 3
         spans = [
-            f'<span style="color:{COLORS.accent if i == lit else COLORS.border_strong}">●</span>'
+            f'<span style="color:{colours.accent if i == lit else colours.border_strong}">●</span>'
             for i in range(3)
         ]
         self.text_label.set_content("", "&nbsp;".join(spans))
@@ -404,42 +354,10 @@ class MessageWidget(QWidget):
         self.rate_down_button.setChecked(rating == -1)
         self.rated.emit(self.message_id, thumbs_up)
 
+    def _toggle_hidden(self) -> None:
+        self.hidden_toggled.emit(self.message_id, not self.message.hidden)
+
     def _copy(self) -> None:
         clipboard = QGuiApplication.clipboard()
         if clipboard is not None:
             clipboard.setText(self.text)
-
-    def start_edit(self) -> None:
-        self.delete_row.hide()
-        self.editor.setPlainText(self.message.content)
-        self.editor.setFixedHeight(min(320, max(90, self.text_label.sizeHint().height() + 40)))
-        self.text_label.hide()
-        self.editor.show()
-        self.edit_buttons.show()
-        self.editor.setFocus()
-
-    def cancel_edit(self) -> None:
-        self.editor.hide()
-        self.edit_buttons.hide()
-        self.edit_hint.hide()
-        self.text_label.show()
-
-    @property
-    def editing(self) -> bool:
-        return self.editor.isVisible() or not self.editor.isHidden()
-
-    def _save_edit(self) -> None:
-        text = self.editor.toPlainText()
-        if not text.strip():
-            self.edit_hint.setText("A message can't be empty; delete it instead.")
-            self.edit_hint.show()
-            return
-        self.cancel_edit()
-        self.edit_saved.emit(self.message_id, text)
-
-    def _ask_delete(self) -> None:
-        self.delete_row.show()
-
-    def _confirm_delete(self) -> None:
-        self.delete_row.hide()
-        self.delete_confirmed.emit(self.message_id)

@@ -9,14 +9,23 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, STATUS_LINE_HEIGHT, TOP_BAR_HEIGHT
+from nexus_desktop.ui.theme import COLORS, STATUS_LINE_HEIGHT, TOP_BAR_HEIGHT, appearance_changed, font_scale
 from nexus_desktop.ui.widgets import Avatar, ElidedLabel, icon_button, push_button, set_style_property
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QResizeEvent
+
     from nexus_desktop.settings import Settings
 
 OPEN_FILE = "open-file"
 REMOTE = "remote"
+# Below this width (at 100% text) the top bar drops the avatar and New chat's and Chats' words, so
+# the title, the model picker and the buttons keep their room instead of overlapping.
+COMPACT_BELOW = 720
+TITLE_MIN_WIDTH = {False: 120, True: 80}
+PICKER_MIN_WIDTH = {False: 170, True: 120}
+ROW_MARGINS = {False: (24, 10, 16, 10), True: (12, 10, 8, 10)}
+ROW_SPACING = {False: 12, True: 8}
 
 
 def model_label(entry: Any) -> str:
@@ -41,7 +50,8 @@ class ModelPicker(QComboBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ModelPicker")
-        self.setMinimumWidth(170)
+        self.setAccessibleName("Model")
+        self.setMinimumWidth(PICKER_MIN_WIDTH[False])
         self.setMaximumWidth(400)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(32)
@@ -114,9 +124,7 @@ class TopBar(QFrame):
         super().__init__(parent)
         self.setObjectName("TopBar")
         self.setFixedHeight(TOP_BAR_HEIGHT)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(24, 10, 16, 10)
-        row.setSpacing(12)
+        row = self.row = QHBoxLayout(self)
         self.avatar = Avatar(40)
         self.avatar.hide()
         row.addWidget(self.avatar)
@@ -124,7 +132,6 @@ class TopBar(QFrame):
         words.setSpacing(0)
         self.title = ElidedLabel("NEXUS Desktop")
         self.title.setObjectName("ChatTitle")
-        self.title.setMinimumWidth(120)  # the model picker gives way first in a narrow window
         self.subtitle = ElidedLabel("Starting…")
         self.subtitle.setObjectName("ChatSubtitle")
         words.addStretch(1)
@@ -133,27 +140,71 @@ class TopBar(QFrame):
         words.addStretch(1)
         row.addLayout(words, 1)
         self.new_chat_button = push_button("New chat", icon_name="new_chat")
+        self.new_chat_button.setAccessibleName("New chat")
         self.new_chat_button.setToolTip("Start a new chat with this character (the old one is kept)")
         self.new_chat_button.setEnabled(False)
+        self.chats_button = push_button("Chats", icon_name="chat")
+        self.chats_button.setAccessibleName("Chats")
+        self.chats_button.setToolTip("Every chat with this character: open, rename, branch, export, search")
+        self.chats_button.setEnabled(False)
         self.model_picker = ModelPicker()
         self.settings_button = icon_button("settings", "Settings", role="icon", size=18)
         self.settings_button.setFixedSize(38, 38)
+        self.help_button = icon_button("help", "Keyboard shortcuts (F1)", role="icon", size=18)
+        self.help_button.setFixedSize(38, 38)
+        row.addWidget(self.chats_button)
         row.addWidget(self.new_chat_button)
         row.addWidget(self.model_picker)
         row.addWidget(self.settings_button)
+        row.addWidget(self.help_button)
+        self._has_character = False
+        self.compact = True
+        self._set_compact(False)
+        appearance_changed().connect(self._fit)
 
     def set_character(self, name: str, avatar: bytes | None, subtitle: str) -> None:
         self.avatar.set_avatar(avatar, name)
-        self.avatar.show()
+        self._has_character = True
+        self.avatar.setVisible(not self.compact)
         self.title.setText(name)
         self.subtitle.setText(subtitle)
         self.new_chat_button.setEnabled(True)
+        self.chats_button.setEnabled(True)
 
     def clear_character(self, subtitle: str = "No character selected") -> None:
+        self._has_character = False
         self.avatar.hide()
         self.title.setText("NEXUS Desktop")
         self.subtitle.setText(subtitle)
         self.new_chat_button.setEnabled(False)
+        self.chats_button.setEnabled(False)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        # Larger text needs more room: the threshold grows with it (never shrinks below 100%).
+        self._set_compact(self.width() < COMPACT_BELOW * max(100, font_scale()) // 100)
+
+    def _set_compact(self, compact: bool) -> None:
+        """Narrow: the avatar hides, New chat shows only its icon and the title and picker take less."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        self.row.setContentsMargins(*ROW_MARGINS[compact])
+        self.row.setSpacing(ROW_SPACING[compact])
+        self.title.setMinimumWidth(TITLE_MIN_WIDTH[compact])
+        self.model_picker.setMinimumWidth(PICKER_MIN_WIDTH[compact])
+        self.new_chat_button.setText("" if compact else "New chat")
+        self.chats_button.setText("" if compact else "Chats")
+        for button in (self.new_chat_button, self.chats_button):
+            if compact:
+                button.setFixedWidth(38)
+            else:
+                button.setMinimumWidth(0)
+                button.setMaximumWidth(16777215)
+        self.avatar.setVisible(not compact and self._has_character)
 
 
 class StatusLine(QFrame):

@@ -1,11 +1,13 @@
 """One module in the gallery: who made it, what it asks for, how it is doing, and what you can do.
 
-The card emits ``requested(action, name)``; the page does the work.  ``MODULES_STYLE`` styles the
-module screens with the app's palette (applied by the page and its dialogs).
+The card emits ``requested(action, name)``; the page does the work.  ``modules_style()`` styles the
+module screens with the palette in use (applied by the page and its dialogs through
+``theme.set_style``, so they follow a theme switch).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -22,30 +24,34 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nexus_desktop.modules.runtime.protocol import ModuleRuntimeStatus
 from nexus_desktop.modules.service import ModuleView
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, avatar_colour
+from nexus_desktop.ui.theme import COLORS, Colors, avatar_colour
 from nexus_desktop.ui.widgets import initials, push_button
 
-c = COLORS
-# (text colour, background) per lifecycle state; the badge's words come from the host's BADGES.
-BADGE_COLOURS: dict[str, tuple[str, str]] = {
-    "enabled": (c.success, "#15322a"),
-    "awaiting_approval": (c.warning, c.warning_soft),
-    "disabled": (c.text_dim, c.surface_active),
-    "failed": (c.danger, c.danger_soft),
-    "quarantined": (c.danger, c.danger_soft),
-    "discovered": (c.accent_hover, c.accent_soft),
-    "validated": (c.accent_hover, c.accent_soft),
-}
 
-MODULES_STYLE = f"""
+def badge_colours(c: Colors = COLORS) -> dict[str, tuple[str, str]]:
+    """(text colour, background) per lifecycle state; the badge's words come from the host's BADGES."""
+    return {
+        "enabled": (c.success, c.success_soft),
+        "awaiting_approval": (c.warning, c.warning_soft),
+        "disabled": (c.text_dim, c.surface_active),
+        "failed": (c.danger, c.danger_soft),
+        "quarantined": (c.danger, c.danger_soft),
+        "discovered": (c.accent_hover, c.accent_soft),
+        "validated": (c.accent_hover, c.accent_soft),
+    }
+
+
+def modules_style(c: Colors = COLORS) -> str:
+    return f"""
 #ModulesPage, #ModuleScroll, #ModuleScroll > QWidget > QWidget {{ background: {c.window}; border: none; }}
 #PageHeader {{ background: {c.window}; border-bottom: 1px solid {c.border}; }}
 #PageTitle {{ font-size: 13pt; font-weight: 650; }}
 #PageSubtitle, #CardMeta, #CardFooter {{ color: {c.muted}; font-size: 9pt; }}
 #ModuleCard {{ background: {c.assistant_bubble}; border: 1px solid {c.border}; border-radius: 14px; }}
-#ModuleCard[state="awaiting_approval"] {{ border: 1px solid #5a4a22; }}
+#ModuleCard[state="awaiting_approval"] {{ border: 1px solid {c.warning}; }}
 #ModuleCard QLabel {{ background: transparent; border: none; }}
 #CardTitle {{ font-size: 11.5pt; font-weight: 650; }}
 #CardDescription {{ color: {c.text_dim}; }}
@@ -66,6 +72,7 @@ QProgressBar::chunk {{ background: {c.accent}; border-radius: 3px; }}
 #ReportView {{ color: {c.text_dim}; }}
 #WarningNote {{ color: {c.warning}; font-size: 9pt; }}
 """
+
 
 MENU_ACTIONS = (
     ("credentials", "Set secret…"),
@@ -92,10 +99,24 @@ def report_summary(report: dict[str, Any] | None) -> str:
     return "Last run: no errors"
 
 
+def calls_text(calls: int) -> str:
+    return f"{calls} call" if calls == 1 else f"{calls} calls"
+
+
+def footer_text(view: ModuleView) -> str:
+    """The card's last line: why it needs you (if it does), its calls while running, its last report."""
+    card = view.card
+    text = report_summary(card.last_report)
+    if view.runtime is not None and view.runtime.state == "running":
+        text = f"Running · {calls_text(view.runtime.calls)} · {text}"
+    reason = card.reason if card.state in ("failed", "quarantined", "awaiting_approval") else ""
+    return f"{reason[:1].upper()}{reason[1:]} · {text}" if reason else text
+
+
 def badge_label(text: str, state: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("Badge")
-    fg, bg = BADGE_COLOURS.get(state, (c.text_dim, c.surface_active))
+    fg, bg = badge_colours().get(state, (COLORS.text_dim, COLORS.surface_active))
     # Per-state colours are data, not layout: one small rule on the badge itself.
     label.setStyleSheet(f"color: {fg}; background: {bg};")
     label.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Maximum)
@@ -113,7 +134,9 @@ class ModuleCardWidget(QFrame):
         card = view.card
         self.setObjectName("ModuleCard")
         self.setProperty("state", card.state)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+        # Preferred, not Maximum: wrapped text in a narrow column needs more lines than the size
+        # hint counted, and a card held to its hint draws them over each other.
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 14, 16, 12)
         layout.setSpacing(8)
@@ -156,13 +179,7 @@ class ModuleCardWidget(QFrame):
         self.access_label.setWordWrap(True)
         layout.addWidget(self.access_label)
 
-        reason = card.reason if card.state in ("failed", "quarantined", "awaiting_approval") else ""
-        footer_text = report_summary(card.last_report)
-        if view.runtime is not None and view.runtime.state == "running":
-            footer_text = f"Running · {view.runtime.calls} calls · {footer_text}"
-        self.footer = QLabel(
-            footer_text if not reason else f"{reason[:1].upper()}{reason[1:]} · {footer_text}"
-        )
+        self.footer = QLabel(footer_text(view))
         self.footer.setObjectName("CardFooter")
         self.footer.setWordWrap(True)
         layout.addWidget(self.footer)
@@ -203,6 +220,12 @@ class ModuleCardWidget(QFrame):
         self.more.setVisible(bool(self.menu_actions))
         buttons.addWidget(self.more)
         layout.addLayout(buttons)
+
+    def show_runtime(self, runtime: ModuleRuntimeStatus | None) -> None:
+        """Show how its process is doing now (the call count moves while the module is used)."""
+        if runtime != self.view.runtime:
+            self.view = replace(self.view, runtime=runtime)
+            self.footer.setText(footer_text(self.view))
 
     def trigger(self, action: str) -> None:
         """Do what clicking that button or menu entry does (keyboard users and tests)."""

@@ -4,7 +4,10 @@
     page.bind(core.modules)   # a ModuleService
 
 Installs and validations run in their own processes through ``InstallQueue``; every other action
-is a ``QueryOp`` on the service.  Nothing here blocks the Qt thread.
+is a ``QueryOp`` on the service.  Nothing here blocks the Qt thread.  While the page shows, the
+cards' call counts follow the module processes (read from memory, no database).  A notice about
+one module goes when that module's state changes (approved, disabled…); notices scroll with the
+cards, above them, so they never cover one.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -31,12 +35,14 @@ from nexus_desktop.ui.approval_dialog import ApprovalDialog, ReportDialog
 from nexus_desktop.ui.credential_dialog import CredentialDialog
 from nexus_desktop.ui.install_queue import InstallJob, InstallQueue
 from nexus_desktop.ui.layouts import tight
-from nexus_desktop.ui.module_card import MODULES_STYLE, ModuleCardWidget
+from nexus_desktop.ui.module_card import ModuleCardWidget, modules_style
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.widgets import BannerArea, push_button, title_block
+from nexus_desktop.ui.theme import set_style
+from nexus_desktop.ui.widgets import Banner, BannerArea, ElidedLabel, push_button
 
 ARCHIVE_FILTER = "Module archives (*.zip *.whl);;All files (*)"
 COLUMNS = 2
+RUNTIME_POLL_MS = 2000
 
 
 class ModulesPage(QWidget):
@@ -48,13 +54,18 @@ class ModulesPage(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ModulesPage")
-        self.setStyleSheet(MODULES_STYLE)
+        set_style(self, modules_style)
         self.service: ModuleService | None = None
         self.views: dict[str, ModuleView] = {}
         self.cards: dict[str, ModuleCardWidget] = {}
         self.queue = InstallQueue(self)
         self._refresh_timer = QTimer(self, singleShot=True, interval=50)
         self._refresh_timer.timeout.connect(self.refresh)
+        self._runtime_timer = QTimer(self, interval=RUNTIME_POLL_MS)
+        self._runtime_timer.timeout.connect(self.show_runtime)
+        self._refreshes = 0
+        # name -> (its latest notice, the refreshes started before it, the module's state it speaks of)
+        self._module_banners: dict[str, tuple[Banner, int, str | None]] = {}
 
         outer = tight(QVBoxLayout(self))
         header = QFrame()
@@ -62,9 +73,16 @@ class ModulesPage(QWidget):
         header.setFixedHeight(68)
         row = QHBoxLayout(header)
         row.setContentsMargins(24, 10, 20, 10)
-        titles, _, _ = title_block(
-            "Modules", "Tools, characters and panels from modules · nothing runs until you approve it"
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        title = QLabel("Modules")
+        title.setObjectName("PageTitle")
+        subtitle = ElidedLabel(
+            "Tools, characters and panels from modules · nothing runs until you approve it"
         )
+        subtitle.setObjectName("PageSubtitle")
+        titles.addWidget(title)
+        titles.addWidget(subtitle)
         row.addLayout(titles, 1)
         self.install_folder_button = push_button("Install from folder…", icon_name="folder")
         self.install_folder_button.clicked.connect(self._pick_folder)
@@ -77,8 +95,6 @@ class ModulesPage(QWidget):
         body = QVBoxLayout()
         body.setContentsMargins(24, 16, 24, 0)
         body.setSpacing(10)
-        self.banners = BannerArea()
-        body.addWidget(self.banners)
         self.job_strip = QFrame()
         self.job_strip.setObjectName("JobStrip")
         strip = QHBoxLayout(self.job_strip)
@@ -106,10 +122,15 @@ class ModulesPage(QWidget):
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(24, 12, 24, 24)
+        content_layout.setSpacing(12)
+        self.banners = BannerArea()
+        content_layout.addWidget(self.banners)
         # Columns of their own (not a grid): a tall card never stretches or squeezes its neighbour.
-        columns = QHBoxLayout(content)
-        columns.setContentsMargins(24, 12, 24, 24)
+        columns = QHBoxLayout()
         columns.setSpacing(14)
+        content_layout.addLayout(columns, 1)
         self.columns: list[QVBoxLayout] = []
         for _ in range(COLUMNS):
             column = QVBoxLayout()
@@ -131,11 +152,31 @@ class ModulesPage(QWidget):
     def refresh(self) -> None:
         if self.service is None:
             return
-        QueryOp(parent=self, op=self.service.list, success=self._show).failure(
-            self._error
-        ).run_in_background()
+        self._refreshes += 1
+        started = self._refreshes
 
-    def _show(self, views: list[ModuleView]) -> None:
+        def show(views: list[ModuleView]) -> None:
+            self._show(views, started)
+
+        QueryOp(parent=self, op=self.service.list, success=show).failure(self._error).run_in_background()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._runtime_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._runtime_timer.stop()
+
+    def show_runtime(self) -> None:
+        """Update each card's running state and call count from the module processes."""
+        if self.service is not None:
+            status = self.service.supervisor.status()
+            for name, card in self.cards.items():
+                card.show_runtime(status.get(name))
+
+    def _show(self, views: list[ModuleView], started: int = 0) -> None:
+        self._forget_stale_banners(views, started)
         for card in self.cards.values():
             card.hide()
             card.deleteLater()
@@ -220,7 +261,7 @@ class ModulesPage(QWidget):
         assert self.service is not None
         self._op(
             self.service.approve(request),
-            lambda card: self._info(f"{card.display_name} is approved and {card.badge.lower()}."),
+            lambda card: self._info(f"{card.display_name} is approved and {card.badge.lower()}.", card.name),
         )
 
     def _open(self, dialog: QWidget) -> None:
@@ -236,8 +277,36 @@ class ModulesPage(QWidget):
 
         QueryOp(parent=self, op=awaitable, success=done).failure(self._error).run_in_background()
 
-    def _info(self, text: str) -> None:
-        self.banners.show_banner("info", text)
+    def _info(self, text: str, module: str | None = None) -> None:
+        self._banner("info", text, module)
+
+    def _banner(self, kind: str, text: str, module: str | None = None) -> None:
+        """Show a notice above the cards; one about ``module`` replaces its previous one."""
+        banner = self.banners.show_banner(kind, text)
+        if module is not None:
+            previous = self._module_banners.pop(module, None)
+            if previous is not None and previous[0] in self.banners.banners():
+                previous[0].dismiss()
+            self._module_banners[module] = (banner, self._refreshes, None)
+        self.scroll_area.ensureWidgetVisible(banner)
+
+    def _forget_stale_banners(self, views: list[ModuleView], started: int) -> None:
+        """A module's notice goes once its state moves on ("approve it" after approving, say).
+
+        The state it speaks of is the first one read after it was shown (a read begun earlier may
+        predate what the notice reports)."""
+        states = {view.name: view.state for view in views}
+        shown = self.banners.banners()
+        for name, (banner, since, state) in list(self._module_banners.items()):
+            if banner not in shown:
+                del self._module_banners[name]
+            elif started <= since:
+                continue
+            elif state is None:
+                self._module_banners[name] = (banner, since, states.get(name))
+            elif states.get(name) != state:
+                del self._module_banners[name]
+                banner.dismiss()
 
     def _error(self, error: BaseException) -> None:
         self.banners.show_banner("error", str(error) or type(error).__name__)
@@ -257,8 +326,10 @@ class ModulesPage(QWidget):
             report = result.get("validation") or {}
             name = result.get("name", job.target)
             if report.get("ok"):
-                self._info(f"{name} {result.get('version', '')} passed validation; approve it to turn it on.")
+                self._info(
+                    f"{name} {result.get('version', '')} passed validation; approve it to turn it on.", name
+                )
             else:
-                self.banners.show_banner("warning", f"{name} failed validation: {report.get('error')}")
+                self._banner("warning", f"{name} failed validation: {report.get('error')}", name)
         if self.service is not None:
             QueryOp(parent=self, op=self.service.refresh(), success=lambda _: None).run_in_background()

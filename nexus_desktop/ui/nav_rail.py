@@ -45,12 +45,7 @@ class NavRail(QFrame):
 
     @staticmethod
     def _icon(name: str) -> QIcon:
-        icon = QIcon()
-        icon.addPixmap(icons.pixmap(name, COLORS.muted, 22), QIcon.Mode.Normal, QIcon.State.Off)
-        icon.addPixmap(icons.pixmap(name, COLORS.text, 22), QIcon.Mode.Active, QIcon.State.Off)
-        for mode in (QIcon.Mode.Normal, QIcon.Mode.Active):
-            icon.addPixmap(icons.pixmap(name, COLORS.accent_hover, 22), mode, QIcon.State.On)
-        return icon
+        return icons.icon(name, COLORS.muted, COLORS.text, 22, checked=COLORS.accent_hover)
 
     def select(self, key: str) -> None:
         button = self.buttons.get(key)

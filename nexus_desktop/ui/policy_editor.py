@@ -84,6 +84,7 @@ class ToolRulesTable(QWidget):
         super().__init__()
         self.tool_names = list(tool_names)
         self.placeholder = placeholder
+        self.value_header = value_header
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
@@ -112,6 +113,7 @@ class ToolRulesTable(QWidget):
         row = self.table.rowCount()
         self.table.insertRow(row)
         picker = QComboBox()
+        picker.setAccessibleName("Tool")
         picker.setEditable(True)
         picker.addItems(sorted({*self.tool_names, tool} - {""}))
         picker.setCurrentText(tool)
@@ -119,6 +121,7 @@ class ToolRulesTable(QWidget):
         if line is not None:
             line.setPlaceholderText("dice.roll")
         editor = QLineEdit(value)
+        editor.setAccessibleName(self.value_header)
         editor.setPlaceholderText(self.placeholder)
         picker.currentTextChanged.connect(lambda _text: self.changed.emit())
         editor.textChanged.connect(lambda _text: self.changed.emit())
@@ -191,6 +194,7 @@ class LimitsEditor(QWidget):
             box.setValidator(QIntValidator(0, 2_000_000_000, box))
             box.setMaximumWidth(140)
             box.setToolTip(help_text)
+            box.setAccessibleName(label)
             box.textChanged.connect(lambda _text: self._update_summary())
             self.numbers[key] = box
             caption = QLabel(label)

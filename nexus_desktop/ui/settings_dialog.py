@@ -15,37 +15,42 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from nexus_desktop.ui.appearance_page import AppearancePage
 from nexus_desktop.ui.chat_view import describe_error
 from nexus_desktop.ui.ops import QueryOp
+from nexus_desktop.ui.sampler_page import SamplerPage, help_label
 from nexus_desktop.ui.widgets import BannerArea, push_button
 
 if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
     from nexus_desktop.settings import Settings
 
-PAGES = {"model": 0, "generation": 1, "remote": 2, "app": 3}
+PAGES = {"model": 0, "generation": 1, "remote": 2, "app": 3, "appearance": 4}
 KEY_NAME = "remote-api-key"  # the name SourceManager reads (chat.sources.REMOTE_KEY_NAME)
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 
 
-def help_label(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("FieldHelp")
-    label.setWordWrap(True)
-    return label
+def scrolled(page: QWidget) -> QScrollArea:
+    """``page`` in a frameless scroll area, so every page stays usable in a small window."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(page)
+    return area
 
 
 def form_page() -> tuple[QWidget, QFormLayout]:
@@ -65,21 +70,25 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.core = core
         self.setWindowTitle("Settings")
-        self.resize(720, 580)
+        available = self.screen().availableGeometry()  # a small screen gets a dialog that fits it
+        self.resize(min(720, available.width()), min(580, available.height()))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 20, 24, 18)
         layout.setSpacing(14)
         title = QLabel("Settings")
         title.setObjectName("DialogTitle")
         layout.addWidget(title)
+        self.banners = BannerArea()
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._model_page(), "Model")
-        self.tabs.addTab(self._generation_page(), "Generation")
-        self.tabs.addTab(self._remote_page(), "Remote server")
-        self.tabs.addTab(self._app_page(), "App")
+        self.tabs.addTab(scrolled(self._model_page()), "Model")
+        self.tabs.addTab(scrolled(self._generation_page()), "Generation")
+        self.tabs.addTab(scrolled(self._remote_page()), "Remote server")
+        self.tabs.addTab(scrolled(self._app_page()), "App")
+        self.appearance = AppearancePage()  # previews as it changes; Cancel puts the saved look back
+        self.tabs.addTab(scrolled(self.appearance), "Appearance")
+        self.rejected.connect(self.appearance.revert)
         self.tabs.setCurrentIndex(PAGES.get(page, 0))
         layout.addWidget(self.tabs, 1)
-        self.banners = BannerArea()
         layout.addWidget(self.banners)
         footer = QHBoxLayout()
         footer.addStretch(1)
@@ -92,6 +101,8 @@ class SettingsDialog(QDialog):
         footer.addWidget(self.save_button)
         layout.addLayout(footer)
         self.load(core.settings)
+        self.use_remote.toggled.connect(lambda _on: self._source_changed())
+        self.model_path.editingFinished.connect(self._source_changed)
         self._probe_build()
         self._probe_key()
 
@@ -109,11 +120,7 @@ class SettingsDialog(QDialog):
         browse_dir = push_button("Browse…", icon_name="folder")
         browse_dir.clicked.connect(self._browse_models_dir)
         form.addRow("Models folder", self._with_button(self.models_dir, browse_dir))
-        self.context_size = QSpinBox()
-        self.context_size.setRange(256, 262144)
-        self.context_size.setSingleStep(512)
-        self.context_size.setSuffix(" tokens")
-        form.addRow("Context size", self.context_size)
+        form.addRow("Context size", help_label("On the Generation page, beside the response length."))
         self.threads = QSpinBox()
         self.threads.setRange(1, 256)
         form.addRow("CPU threads", self.threads)
@@ -134,22 +141,20 @@ class SettingsDialog(QDialog):
 
     def _generation_page(self) -> QWidget:
         page, form = form_page()
-        self.temperature = self._double(0.0, 5.0, 0.05)
-        self.top_p = self._double(0.0, 1.0, 0.01)
-        self.repeat_penalty = self._double(0.5, 3.0, 0.05)
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setRange(1, 32768)
-        self.max_tokens.setSuffix(" tokens")
-        self.user_name = QLineEdit()
-        self.user_name.setMaxLength(64)
-        form.addRow("Temperature", self.temperature)
-        form.addRow("", help_label("Higher is more creative, lower is more focused."))
-        form.addRow("Top-p", self.top_p)
-        form.addRow("Repeat penalty", self.repeat_penalty)
-        form.addRow("Max reply length", self.max_tokens)
-        form.addRow("Your name", self.user_name)
-        form.addRow("", help_label("Used for {{user}} in cards and shown on your messages."))
+        self.samplers = SamplerPage(self.core, self.banners)
+        form.addRow(self.samplers)
+        # Who the user is lives in personas (one per chat, with a default), not in the settings.
+        self.personas_button = push_button("Manage personas…")
+        self.personas_button.setAccessibleName("Manage personas")
+        self.personas_button.clicked.connect(self._open_personas)
+        form.addRow("Your name", self.personas_button)
+        form.addRow("", help_label("Your persona's name fills {{user}} in cards and shows on your messages."))
         return page
+
+    def _open_personas(self) -> None:
+        from nexus_desktop.ui.persona_dialog import PersonaDialog
+
+        PersonaDialog(self.core, self).open()
 
     def _remote_page(self) -> QWidget:
         page, form = form_page()
@@ -210,14 +215,6 @@ class SettingsDialog(QDialog):
         return Qt.TextInteractionFlag.TextSelectableByMouse
 
     @staticmethod
-    def _double(low: float, high: float, step: float) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
-        box.setRange(low, high)
-        box.setSingleStep(step)
-        box.setDecimals(2)
-        return box
-
-    @staticmethod
     def _with_button(field: QWidget, button: QWidget) -> QWidget:
         holder = QWidget()
         row = QHBoxLayout(holder)
@@ -229,18 +226,14 @@ class SettingsDialog(QDialog):
     # Data ---------------------------------------------------------------------------------
 
     def load(self, s: Settings) -> None:
+        self.appearance.load(s)
         self.model_path.setText(s.model_path)
         self.models_dir.setText(s.models_dir)
-        self.context_size.setValue(s.context_size)
         self.threads.setValue(s.threads)
         self.gpu_auto.setChecked(s.gpu_layers == "auto")
         self.gpu_layers.setValue(s.gpu_layers if isinstance(s.gpu_layers, int) else -1)
         self.gpu_layers.setEnabled(s.gpu_layers != "auto")
-        self.temperature.setValue(s.temperature)
-        self.top_p.setValue(s.top_p)
-        self.repeat_penalty.setValue(s.repeat_penalty)
-        self.max_tokens.setValue(s.max_tokens)
-        self.user_name.setText(s.user_name)
+        self.samplers.load(s)
         self.use_remote.setChecked(s.source == "remote")
         self.base_url.setText(s.remote_base_url)
         self.remote_model.setEditText(s.remote_model)
@@ -260,34 +253,32 @@ class SettingsDialog(QDialog):
             source="remote" if self.use_remote.isChecked() else "local",
             model_path=self.model_path.text().strip(),
             models_dir=self.models_dir.text().strip(),
-            context_size=self.context_size.value(),
             threads=self.threads.value(),
             gpu_layers="auto" if self.gpu_auto.isChecked() else self.gpu_layers.value(),
-            temperature=self.temperature.value(),
-            top_p=self.top_p.value(),
-            repeat_penalty=self.repeat_penalty.value(),
-            max_tokens=self.max_tokens.value(),
-            user_name=self.user_name.text().strip(),
             remote_base_url=self.base_url.text().strip(),
             remote_model=self.remote_model.currentText().strip(),
             minimize_to_tray=self.minimize_to_tray.isChecked(),
             prometheus_enabled=self.prometheus_enabled.isChecked(),
             prometheus_port=self.prometheus_port.value(),
         )
-        if not values["user_name"]:
-            raise ValueError("Your name can't be empty; type the name the characters should call you.")
+        values.update(self.appearance.values())
+        values.update(self.samplers.values())
         if values["source"] == "remote" and not values["remote_model"]:
             raise ValueError(
                 "Pick the server's model (Fetch models lists them) before using the remote server."
             )
         try:
-            return Settings.model_validate(values)
+            settings = Settings.model_validate(values)
         except ValidationError as error:
             first = error.errors()[0]
             field = str(first["loc"][0]).replace("_", " ") if first.get("loc") else "a setting"
             raise ValueError(
                 f"The {field} setting is not valid ({first['msg']}); correct it and save again."
             ) from None
+        conflict = settings.conflict()
+        if conflict:
+            raise ValueError(f"{conflict}; correct it and save again.")
+        return settings
 
     # Actions ------------------------------------------------------------------------------
 
@@ -342,6 +333,9 @@ class SettingsDialog(QDialog):
 
         box.finished.connect(answered)
         box.open()
+
+    def _source_changed(self) -> None:
+        self.samplers.set_remote(self.use_remote.isChecked(), self.model_path.text().strip())
 
     def _finish(self, settings: Settings, *, key_changed: bool) -> None:
         self.applied.emit(settings, key_changed)

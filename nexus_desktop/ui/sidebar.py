@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, SIDEBAR_WIDTH
-from nexus_desktop.ui.widgets import brand_row, push_button, round_avatar
+from nexus_desktop.ui.theme import COLORS, SIDEBAR_COMPACT_BELOW, SIDEBAR_COMPACT_WIDTH, SIDEBAR_WIDTH
+from nexus_desktop.ui.widgets import brand_row, icon_button, push_button, round_avatar
 
 if TYPE_CHECKING:
     from nexus_desktop.db.tables import Character
@@ -32,6 +32,8 @@ AVATAR_SIZE = 40
 SNIPPET_ROLE = Qt.ItemDataRole.UserRole + 1
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 2
 ORIGIN_ROLE = Qt.ItemDataRole.UserRole + 3
+GROUP_ROLE = Qt.ItemDataRole.UserRole + 4
+"""A group chat's row (ui/group_bar.py) holds its group's id here, and no character id."""
 
 
 def snippet(character: Character) -> str:
@@ -48,11 +50,28 @@ def origin_caption(character: Character) -> str:
     return f"from {character.origin}" if character.origin else ""
 
 
+def row_fonts(font: QFont) -> tuple[QFont, QFont]:
+    """The name's font (a little larger, bold) and the description's (smaller), from the list's font."""
+    small = QFont(font)
+    small.setPointSizeF(max(7.0, font.pointSizeF() - 1.5))
+    name_font = QFont(font)
+    name_font.setWeight(QFont.Weight.DemiBold)
+    name_font.setPointSizeF(font.pointSizeF() + 0.5)
+    return name_font, small
+
+
+def row_height(font: QFont) -> int:
+    """Room for the avatar, or for the name over the description when larger text needs more."""
+    name_font, small = row_fonts(font)
+    text = QFontMetrics(name_font).height() + QFontMetrics(small).height() + 2
+    return max(ROW_HEIGHT, text + 22)
+
+
 class CharacterDelegate(QStyledItemDelegate):
     """Rows of avatar, name and a muted one-line description, with a rounded highlight."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return QSize(option.rect.width(), ROW_HEIGHT)
+        return QSize(option.rect.width(), row_height(option.font))
 
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
@@ -79,11 +98,11 @@ class CharacterDelegate(QStyledItemDelegate):
 
         text_left = rect.left() + 10 + AVATAR_SIZE + 12
         text_width = rect.right() - text_left - 8
-        small = QFont(option.font)
-        small.setPointSizeF(max(7.0, option.font.pointSizeF() - 1.5))
-        name_font = QFont(option.font)
-        name_font.setWeight(QFont.Weight.DemiBold)
-        name_font.setPointSizeF(option.font.pointSizeF() + 0.5)
+        name_font, small = row_fonts(option.font)
+        name_height = QFontMetrics(name_font).height()
+        detail_height = QFontMetrics(small).height()
+        name_top = rect.top() + (rect.height() - name_height - detail_height - 2) // 2
+        detail_top = name_top + name_height + 2
         full_name = str(index.data(Qt.ItemDataRole.DisplayRole))
         origin = str(index.data(ORIGIN_ROLE) or "")
         name_width = text_width
@@ -98,7 +117,7 @@ class CharacterDelegate(QStyledItemDelegate):
             origin_width = painter.fontMetrics().horizontalAdvance(origin)
             painter.setPen(QColor(COLORS.accent if selected else COLORS.muted))
             painter.drawText(
-                QRect(rect.right() - 8 - origin_width, rect.top() + 11, origin_width, 18),
+                QRect(rect.right() - 8 - origin_width, name_top, origin_width, name_height),
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                 origin,
             )
@@ -106,7 +125,9 @@ class CharacterDelegate(QStyledItemDelegate):
         painter.setFont(name_font)
         painter.setPen(QColor(COLORS.text if selected or hovered else COLORS.text_dim))
         name = painter.fontMetrics().elidedText(full_name, Qt.TextElideMode.ElideRight, name_width)
-        painter.drawText(QRect(text_left, rect.top() + 10, name_width, 20), Qt.AlignmentFlag.AlignLeft, name)
+        painter.drawText(
+            QRect(text_left, name_top, name_width, name_height), Qt.AlignmentFlag.AlignLeft, name
+        )
 
         painter.setFont(small)
         painter.setPen(QColor(COLORS.muted))
@@ -114,7 +135,7 @@ class CharacterDelegate(QStyledItemDelegate):
             str(index.data(SNIPPET_ROLE) or ""), Qt.TextElideMode.ElideRight, text_width
         )
         painter.drawText(
-            QRect(text_left, rect.top() + 31, text_width, 18), Qt.AlignmentFlag.AlignLeft, detail
+            QRect(text_left, detail_top, text_width, detail_height), Qt.AlignmentFlag.AlignLeft, detail
         )
         painter.restore()
 
@@ -126,11 +147,14 @@ class Sidebar(QFrame):
     export_requested = Signal()
     edit_requested = Signal()
     delete_requested = Signal()
+    group_selected = Signal(int)
+    new_group_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("Sidebar")
         self.setFixedWidth(SIDEBAR_WIDTH)
+        self.setAccessibleName("Characters")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 16, 14, 14)
         layout.setSpacing(12)
@@ -139,6 +163,8 @@ class Sidebar(QFrame):
         self.search = QLineEdit()
         self.search.setObjectName("Search")
         self.search.setPlaceholderText("Search characters")
+        self.search.setAccessibleName("Search characters")
+        self.search.setToolTip("Search characters by name, tag or module (Ctrl+K)")
         self.search.setClearButtonEnabled(True)
         self.search.addAction(icons.icon("search", COLORS.muted), QLineEdit.ActionPosition.LeadingPosition)
         self.search.textChanged.connect(self._filter)
@@ -156,6 +182,7 @@ class Sidebar(QFrame):
 
         self.list = QListWidget()
         self.list.setObjectName("CharacterList")
+        self.list.setAccessibleName("Characters")
         self.list.setItemDelegate(CharacterDelegate(self.list))
         self.list.setMouseTracking(True)
         self.list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
@@ -166,7 +193,14 @@ class Sidebar(QFrame):
 
         self.new_button = push_button("New character", role="primary", icon_name="plus")
         self.new_button.clicked.connect(self.new_requested.emit)
-        layout.addWidget(self.new_button)
+        self.new_group_button = icon_button("users", "New group chat", role="icon")
+        self.new_group_button.setFixedHeight(self.new_button.sizeHint().height())
+        self.new_group_button.clicked.connect(self.new_group_requested.emit)
+        new_row = QHBoxLayout()
+        new_row.setSpacing(6)
+        new_row.addWidget(self.new_button, 1)
+        new_row.addWidget(self.new_group_button)
+        layout.addLayout(new_row)
         grid = QGridLayout()
         grid.setSpacing(6)
         self.import_button = push_button("Import", icon_name="import")
@@ -189,6 +223,11 @@ class Sidebar(QFrame):
 
     # Data ---------------------------------------------------------------------------------
 
+    def fit_to_window(self, window_width: int) -> None:
+        """Narrower in small windows, so the chat keeps room for a readable message box."""
+        compact = window_width < SIDEBAR_COMPACT_BELOW
+        self.setFixedWidth(SIDEBAR_COMPACT_WIDTH if compact else SIDEBAR_WIDTH)
+
     def set_characters(self, characters: list[Character], select_id: int | None = None) -> None:
         keep = select_id if select_id is not None else self.current_id()
         self.list.blockSignals(True)
@@ -209,7 +248,6 @@ class Sidebar(QFrame):
             )
             self.list.addItem(item)
         self.list.blockSignals(False)
-        self.count_label.setText(str(len(characters)))
         self._filter(self.search.text())
         if keep is not None:
             self.select(keep, emit=False)
@@ -227,7 +265,8 @@ class Sidebar(QFrame):
 
     def current_id(self) -> int | None:
         item = self.list.currentItem()
-        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+        character_id = None if item is None else item.data(Qt.ItemDataRole.UserRole)
+        return character_id if isinstance(character_id, int) else None  # None on a group's row
 
     def select(self, character_id: int, *, emit: bool = True) -> bool:
         for row in range(self.list.count()):
@@ -242,16 +281,27 @@ class Sidebar(QFrame):
 
     def _current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         self._update_buttons()
-        if current is not None:
+        if current is not None and current.data(GROUP_ROLE) is not None:
+            self.group_selected.emit(int(current.data(GROUP_ROLE)))
+        elif current is not None:
             self.character_selected.emit(int(current.data(Qt.ItemDataRole.UserRole)))
 
     def _filter(self, text: str) -> None:
         needle = text.strip().lower()
+        shown = total = 0
         for row in range(self.list.count()):
             item = self.list.item(row)
             item.setHidden(bool(needle) and needle not in str(item.data(SEARCH_ROLE)))
+            if item.data(GROUP_ROLE) is None:  # the count is of characters, not group chats
+                total += 1
+                shown += not item.isHidden()
+        self.count_label.setText(f"{shown} of {total}" if needle else str(total))
+        self.count_label.setToolTip(
+            f"{shown} of {total} characters match the search" if needle else f"{total} characters"
+        )
 
     def _update_buttons(self) -> None:
         has = self.list.currentItem() is not None
         for button in (self.export_button, self.edit_button, self.delete_button):
             button.setEnabled(has)
+        self.export_button.setEnabled(self.current_id() is not None)  # a group has no card to export

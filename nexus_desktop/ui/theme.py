@@ -1,20 +1,36 @@
-"""The look: one dark palette with a single violet accent, the stylesheet, fonts and the app icon.
+"""The look: a dark and a light palette with a single violet accent, the stylesheet, fonts and the logo.
 
-Every colour the widgets use comes from ``Colors`` so the app stays consistent; widgets pick
-their style through ``objectName`` / dynamic properties rather than inline stylesheets.
+Every colour the widgets use comes from ``COLORS`` (the palette in use) so the app stays
+consistent; widgets pick their style through ``objectName`` / dynamic properties rather than
+inline stylesheets.  The appearance (``system``, ``dark`` or ``light``, and a font scale) can
+change while the app runs: ``set_appearance`` swaps the palette in place, re-applies the app's
+palette, font and stylesheet, and tells ``appearance_changed()``'s listeners (``set_style`` keeps
+a page's own stylesheet in step).  ``system`` follows the desktop's colour scheme as it changes.
 """
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPalette, QPixmap
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import SignalInstance
+    from PySide6.QtWidgets import QWidget
 
 # PySide6 builds the huge ``Qt`` namespace on first use (~35 ms); the functions drawing the logo
 # import it themselves, so applying the theme before the window shows stays cheap.
 
 
 class Colors:
-    """The palette (a plain class, not a dataclass: importing dataclasses slows start-up)."""
+    """A palette (a plain class, not a dataclass: importing dataclasses slows start-up).
+
+    The class attributes are the dark palette; ``Colors(window=…, …)`` makes another one.
+    """
 
     window: str = "#0e1016"
     sidebar: str = "#13151d"
@@ -37,10 +53,54 @@ class Colors:
     warning: str = "#f2b33d"
     warning_soft: str = "#3a2e16"
     success: str = "#3ddc97"
+    success_soft: str = "#15322a"
     info_soft: str = "#1f2442"
 
+    def __init__(self, **colours: str) -> None:
+        unknown = set(colours) - set(ROLES)
+        if unknown:
+            raise AttributeError(f"Colors has no colour named {', '.join(sorted(unknown))}")
+        self.__dict__.update(colours)
 
+    def roles(self) -> dict[str, str]:
+        """Colour name -> value, for every colour of the palette."""
+        return {name: getattr(self, name) for name in ROLES}
+
+
+ROLES = tuple(name for name, value in vars(Colors).items() if isinstance(value, str) and name[0] != "_")
+
+DARK = Colors()
+# Text colours keep WCAG AA contrast (4.5:1) on every light background (tests/test_ui_appearance.py).
+LIGHT = Colors(
+    window="#f6f7fb",
+    sidebar="#eceef5",
+    surface="#fdfdff",
+    surface_hover="#e9ebf3",
+    surface_active="#dfe2ee",
+    border="#d9dce8",
+    border_strong="#bfc4d6",
+    text="#1b1e2b",
+    text_dim="#41465c",
+    muted="#575c72",
+    accent="#6655e0",
+    accent_hover="#5443d1",
+    accent_pressed="#4636bd",
+    accent_soft="#e6e2ff",
+    user_bubble="#e3deff",
+    assistant_bubble="#fbfbfe",
+    danger="#c4253f",
+    danger_soft="#fde7eb",
+    warning="#8f5a00",
+    warning_soft="#fdf1dc",
+    success="#0a6e47",
+    success_soft="#ddf5ea",
+    info_soft="#eceafe",
+)
 COLORS = Colors()
+"""The palette in use: ``set_appearance`` copies DARK or LIGHT into it."""
+
+THEMES = ("system", "dark", "light")
+FONT_SCALE_RANGE = (80, 150)
 
 FONT_FAMILIES = [
     "Inter",
@@ -56,6 +116,9 @@ BASE_POINT_SIZE = 10
 # Sizes the first frame (ui/skeleton.py) shares with the widgets that later replace it.
 NAV_RAIL_WIDTH = 60
 SIDEBAR_WIDTH = 284
+SIDEBAR_COMPACT_WIDTH = 216
+SIDEBAR_COMPACT_BELOW = 1000
+"""Window width under which the sidebar takes its compact width."""
 TOP_BAR_HEIGHT = 68
 STATUS_LINE_HEIGHT = 30
 CHAT_SIDE_MARGIN = 28
@@ -69,6 +132,20 @@ def avatar_colour(name: str) -> QColor:
     """A stable colour per name, so a character without a picture is still recognisable."""
     index = sum(ord(ch) for ch in name) % len(_AVATAR_PALETTE)
     return QColor(_AVATAR_PALETTE[index])
+
+
+def live_colour(colour: str) -> str:
+    """``colour`` as the palette in use has it, when it is one of a palette's colours.
+
+    Icons keep the colour they were made with (``COLORS.text_dim`` then); looking it up again
+    when they are painted lets them follow a theme switch.  Other colours (white on the accent)
+    are returned as they are.
+    """
+    role = _ROLE_OF.get(colour.lower())
+    return getattr(COLORS, role) if role is not None else colour
+
+
+_ROLE_OF = {value.lower(): name for palette in (DARK, LIGHT) for name, value in palette.roles().items()}
 
 
 def stylesheet(c: Colors = COLORS) -> str:
@@ -123,6 +200,9 @@ QSpinBox::up-button, QSpinBox::down-button, QDoubleSpinBox::up-button, QDoubleSp
 /* Buttons */
 QPushButton, QToolButton {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 8px;
     padding: 7px 14px; color: {c.text}; }}
+/* Qt's own small tool buttons (the file dialog's toolbar, a tab bar's scroll arrows) keep room for
+   their icon or arrow: 14px of padding a side leaves a narrow button none. */
+QFileDialog QToolButton, QTabBar QToolButton {{ padding: 2px; border-radius: 6px; }}
 QPushButton:hover, QToolButton:hover {{ background: {c.surface_hover}; border-color: {c.border_strong}; }}
 QPushButton:pressed, QToolButton:pressed {{ background: {c.surface_active}; }}
 QPushButton:disabled, QToolButton:disabled {{ color: {c.muted}; background: {c.sidebar}; }}
@@ -144,6 +224,9 @@ QToolButton[role="ghost"]:disabled {{ background: transparent; color: {c.border_
 QToolButton[role="icon"] {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 10px;
     padding: 6px; }}
 QToolButton[role="icon"]:hover {{ background: {c.surface_hover}; border-color: {c.border_strong}; }}
+/* Keyboard focus stays visible (the outline above is off for every widget). */
+QPushButton:focus, QToolButton:focus {{ border: 1px solid {c.accent}; }}
+QCheckBox:focus, QRadioButton:focus {{ color: {c.accent_hover}; }}
 
 /* Chat */
 #MessageScroll, #MessageScroll > QWidget > QWidget {{ background: {c.window}; border: none; }}
@@ -161,10 +244,14 @@ QToolButton[role="icon"]:hover {{ background: {c.surface_hover}; border-color: {
 #Composer {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 14px; }}
 #Composer[focused="true"] {{ border: 1px solid {c.accent}; }}
 #ComposerInput {{ background: transparent; border: none; padding: 4px 2px; font-size: 10.5pt; }}
+#GroupMember {{ background: {c.surface}; border: 1px solid {c.border}; border-radius: 13px; }}
+#GroupMember QLabel {{ background: transparent; border: none; font-size: 9pt; }}
+#GroupMember[muted="true"] QLabel, #GroupMember[gone="true"] QLabel {{ color: {c.muted}; }}
 #RouteQuestion {{ color: {c.muted}; font-size: 8.5pt; }}
 #RouteWrong::menu-indicator {{ image: none; width: 0; }}
 #InlineHint {{ color: {c.warning}; font-size: 9pt; }}
 #EmptyState {{ color: {c.muted}; font-size: 11pt; }}
+#ShortcutKeys {{ color: {c.accent_hover}; font-weight: 600; }}
 
 /* Banners */
 #Banner {{ border-radius: 10px; }}
@@ -235,8 +322,15 @@ def palette(c: Colors = COLORS) -> QPalette:
     return p
 
 
-def apply_theme(app: QApplication, *, icon: bool = True, style: bool = True) -> None:
-    """Fusion, the palette, the font and the stylesheet.
+def apply_theme(
+    app: QApplication,
+    *,
+    icon: bool = True,
+    style: bool = True,
+    theme: str = "system",
+    font_scale: int = 100,
+) -> None:
+    """Fusion, the palette, the font and the stylesheet, for ``theme`` at ``font_scale`` percent.
 
     ``style=False`` when the app was started with ``-style Fusion`` already: ``setStyle``
     returns a QStyle, and wrapping it builds PySide6's QStyle enums (~10 ms at start-up).
@@ -244,15 +338,133 @@ def apply_theme(app: QApplication, *, icon: bool = True, style: bool = True) -> 
     # Fusion draws every control from the palette, so no platform grey leaks through.
     if style:
         app.setStyle("Fusion")
+    _apply(app, theme, font_scale)
+    if icon:
+        app.setWindowIcon(app_icon())
+
+
+def set_appearance(theme: str, font_scale: int) -> None:
+    """Switch the theme (system, dark or light) and the font scale (percent) in every window now."""
+    app = QApplication.instance()
+    state = _appearance()
+    if not isinstance(app, QApplication):
+        return
+    wanted = (theme, _clamped(font_scale), "light" if _wants_light(theme) else "dark")
+    if wanted == (state.theme, state.font_scale, resolved_theme()):
+        return  # re-styling the whole app costs tens of milliseconds: only for a change
+    _apply(app, theme, font_scale)
+    state.changed.emit()
+
+
+def appearance_changed() -> SignalInstance:
+    """Emitted after the palette or the font scale changed, once the app's style has followed."""
+    return _appearance().changed
+
+
+def chosen_theme() -> str:
+    """What the user chose: system, dark or light."""
+    return _appearance().theme
+
+
+def resolved_theme() -> str:
+    """The palette in use: dark or light (``system`` resolved)."""
+    return "light" if COLORS.window == LIGHT.window else "dark"
+
+
+def font_scale() -> int:
+    return _appearance().font_scale
+
+
+def scaled(css: str, scale: int | None = None) -> str:
+    """``css`` with every ``font-size: …pt`` multiplied by the font scale (percent)."""
+    factor = (font_scale() if scale is None else scale) / 100
+    if factor == 1:
+        return css
+    return _FONT_SIZE.sub(lambda match: f"{match[1]}{round(float(match[2]) * factor, 2):g}pt", css)
+
+
+_FONT_SIZE = re.compile(r"(font-size:\s*)(\d+(?:\.\d+)?)pt")
+
+
+def set_style(widget: QWidget, build: Callable[[], str]) -> None:
+    """Style ``widget`` with what ``build()`` makes from ``COLORS``, scaled to the font scale, now
+    and again after every appearance change (a page's own rules, kept off the app's stylesheet)."""
+    _Restyler(widget, build)
+
+
+class _Appearance(QObject):
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theme = "system"
+        self.font_scale = 100
+        self.following_system = False
+
+
+class _Restyler(QObject):
+    def __init__(self, widget: QWidget, build: Callable[[], str]) -> None:
+        super().__init__(widget)
+        self._widget = widget
+        self._build = build
+        self.restyle()
+        appearance_changed().connect(self.restyle)
+
+    def restyle(self) -> None:
+        self._widget.setStyleSheet(scaled(self._build()))
+
+
+_state: list[_Appearance] = []
+
+
+def _appearance() -> _Appearance:
+    if not _state:
+        _state.append(_Appearance())
+    return _state[0]
+
+
+def _wants_light(theme: str) -> bool:
+    if theme not in THEMES:
+        raise ValueError(f"There is no theme {theme!r}; pick one of {', '.join(THEMES)}.")
+    return theme == "light" or (theme == "system" and _system_is_light())
+
+
+def _clamped(scale: int) -> int:
+    low, high = FONT_SCALE_RANGE
+    return max(low, min(high, scale))
+
+
+def _system_is_light() -> bool:
+    # The Qt namespace's enums cost ~15 ms once; the widgets need them right after anyway.
+    from PySide6.QtCore import Qt
+
+    hints = QGuiApplication.styleHints()
+    return hints is not None and hints.colorScheme() == Qt.ColorScheme.Light
+
+
+def _apply(app: QApplication, theme: str, scale: int) -> None:
+    light = _wants_light(theme)
+    state = _appearance()
+    state.theme, state.font_scale = theme, _clamped(scale)
+    if not state.following_system:
+        hints = QGuiApplication.styleHints()
+        if hints is not None:
+            hints.colorSchemeChanged.connect(_system_scheme_changed)
+            state.following_system = True
+    COLORS.__dict__.update((LIGHT if light else DARK).roles())
     app.setPalette(palette())
     font = QFont()
     font.setFamilies(FONT_FAMILIES)
-    font.setPointSize(BASE_POINT_SIZE)
+    font.setPointSizeF(BASE_POINT_SIZE * state.font_scale / 100)
     font.setHintingPreference(QFont.HintingPreference.PreferNoHinting)
     app.setFont(font)
-    app.setStyleSheet(stylesheet())
-    if icon:
-        app.setWindowIcon(app_icon())
+    app.setStyleSheet(scaled(stylesheet()))
+
+
+def _system_scheme_changed(*_scheme: object) -> None:
+    state = _appearance()
+    if state.theme == "system":
+        set_appearance("system", state.font_scale)
 
 
 def draw_logo(painter: QPainter, size: float) -> None:

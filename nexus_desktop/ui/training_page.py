@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -37,8 +38,8 @@ from nexus_desktop.ui.gate_view import GateDecisionView
 from nexus_desktop.ui.layouts import tight
 from nexus_desktop.ui.loss_plot import LossPlot
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.theme import COLORS
-from nexus_desktop.ui.training_style import PAGE_STYLE, STATE_COLOURS
+from nexus_desktop.ui.theme import COLORS, set_style
+from nexus_desktop.ui.training_style import STATE_COLOURS, page_style
 from nexus_desktop.ui.widgets import BannerArea, brand_row, push_button, title_block
 from nexus_desktop.ui.zoo_item import TASK_NAMES, ZooItem
 
@@ -82,7 +83,7 @@ class TrainingPage(QWidget):
         super().__init__(parent)
         self.setObjectName("TrainingPage")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet(PAGE_STYLE)
+        set_style(self, page_style)
         self.service: TrainingService | None = None
         self.zoo_rows: list[ZooRow] = []
         self.jobs: list[JobView] = []
@@ -200,6 +201,7 @@ class TrainingPage(QWidget):
         self.log_tail.setObjectName("LogTail")
         self.log_tail.setReadOnly(True)
         self.log_tail.setMaximumBlockCount(200)
+        self.log_tail.setMinimumHeight(56)  # the plot keeps its room in an 800x500 window
         self.log_tail.setPlaceholderText(
             "No training job selected. Rate replies in chat (thumbs, corrections, swipes): a model "
             "trains when its bar on the left fills, or press Train now. Its loss curve and log show here."
@@ -213,7 +215,11 @@ class TrainingPage(QWidget):
         loss_layout.addWidget(self.log_tail, 1)
         self.gate_view = GateDecisionView()
         self.tabs.addTab(loss_tab, "Loss curve")
-        self.tabs.addTab(self.gate_view, "Gate decision")
+        gate_scroll = QScrollArea()  # tall; in a short window it scrolls instead of squeezing the plot
+        gate_scroll.setWidget(self.gate_view)
+        gate_scroll.setWidgetResizable(True)
+        gate_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.tabs.addTab(gate_scroll, "Gate decision")
         splitter.addWidget(self.tabs)
 
         self.job_table = QTableWidget(0, len(JOB_COLUMNS))

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from nexus_desktop.ui.theme import COLORS
 
-PAGE_STYLE = f"""
+
+def page_style() -> str:
+    """The rules in the palette in use (``theme.set_style`` applies them again after a switch)."""
+    return f"""
 #TrainingPage {{ background: {COLORS.window}; }}
 #ZooPane {{ background: {COLORS.sidebar}; border-right: 1px solid {COLORS.border}; }}
 #ZooList {{ background: transparent; border: none; padding: 0; }}
@@ -50,6 +53,7 @@ QProgressBar[ready="true"]::chunk {{ background: {COLORS.success}; }}
 QPushButton[role="danger"]:disabled {{ background: {COLORS.sidebar}; border-color: {COLORS.border};
     color: {COLORS.muted}; }}
 """
+
 
 STATE_COLOURS = {
     "RUNNING": COLORS.accent_hover,

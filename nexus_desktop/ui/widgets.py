@@ -35,6 +35,16 @@ def set_style_property(widget: QWidget, name: str, value: object) -> None:
     widget.update()
 
 
+def fit_to_screen(window: QWidget, width: int, height: int) -> None:
+    """Size a window ``width`` x ``height``, or as large as the screen's free area where that is
+    smaller (an 800x500 screen), so no part of it opens off the screen."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    if screen is not None:
+        area = screen.availableGeometry()
+        width, height = min(width, area.width()), min(height, area.height())
+    window.resize(width, height)
+
+
 def initials(name: str) -> str:
     words = [w for w in name.replace("_", " ").split() if w[:1].isalnum()]
     if not words:

@@ -14,8 +14,9 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QStackedWidget, QTabBar, QVBoxLayout, QWidget
 
-from nexus_desktop.ui.dashboards.style import PAGE_STYLE
+from nexus_desktop.ui.dashboards.style import page_style
 from nexus_desktop.ui.layouts import tight
+from nexus_desktop.ui.theme import set_style
 from nexus_desktop.ui.widgets import title_block
 
 VIEW_KEYS = ("scheduler", "gates", "budgets", "inference", "training", "panels")
@@ -52,7 +53,7 @@ class DashboardsPage(QWidget):
         super().__init__(parent)
         self.setObjectName("DashboardsPage")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet(PAGE_STYLE)
+        set_style(self, page_style)
         self.engine: Any = None
         self.supervisor: Callable[[], Any] = lambda: None
         self.views: dict[str, Any] = {}

@@ -6,7 +6,7 @@ The gate decision view is the Training page's (``ui/gate_view.py``), so its rule
 from __future__ import annotations
 
 from nexus_desktop.ui.theme import COLORS
-from nexus_desktop.ui.training_style import PAGE_STYLE as TRAINING_STYLE
+from nexus_desktop.ui.training_style import page_style as training_style
 
 HEALTH_COLOURS = {
     "healthy": COLORS.success,
@@ -23,9 +23,12 @@ OUTCOME_COLOURS = {
 }
 SERIES_COLOURS = ("#7c6cff", "#2fc4b2", "#f2a33d", "#ff6c9d", "#4f9dff", "#b86cff", "#ff8a4c", "#4cd07d")
 
-PAGE_STYLE = (
-    TRAINING_STYLE
-    + f"""
+
+def page_style() -> str:
+    """The rules in the palette in use (``theme.set_style`` applies them again after a switch)."""
+    return (
+        training_style()
+        + f"""
 #DashboardsPage, #DashView, #DashView QSplitter {{ background: {COLORS.window}; }}
 #DashView QSplitter::handle {{ background: transparent; }}
 #DashTabs {{ background: {COLORS.window}; }}
@@ -49,4 +52,4 @@ PAGE_STYLE = (
 #PanelError {{ color: {COLORS.danger}; }}
 #DashView QComboBox {{ padding: 4px 8px; }}
 """
-)
+    )
