@@ -120,6 +120,8 @@ def _log_to_file() -> None:
 
 
 async def _chat(args: argparse.Namespace) -> int:
+    from nexus_desktop.chat.events import SpeakerChosen
+    from nexus_desktop.chat.model_output import PrintedReply
     from nexus_desktop.chat.service import (
         EmptyMessageError,
         GovernorNotice,
@@ -134,16 +136,16 @@ async def _chat(args: argparse.Namespace) -> int:
         raise EmptyMessageError()  # before the model loads or a chat opens
     core = AppCore()
     try:
-        from nexus_desktop.cli_chats import chat_to_continue
+        from nexus_desktop.cli_chats import UNANSWERED, chat_to_continue
 
         continued = chat_to_continue(core.store, args.chat) if args.chat is not None else None
-        character = continued[1] if continued else _find_character(core, args.character)
+        # A group chat has no one character: its members answer in turn, each with its own card.
+        character = continued.character if continued else _find_character(core, args.character)
         if args.model:
             path = Path(args.model).expanduser()
             core.settings = core.settings.model_copy(update={"model_path": str(path), "source": "local"})
         if args.max_tokens:
             core.settings = core.settings.model_copy(update={"max_tokens": args.max_tokens})
-        assert character.id is not None
         from nexus_desktop.training.in_use import active_router, lexical_router
 
         wants_tools = args.message.lstrip().startswith("/") or core.settings.tools_by_model
@@ -154,17 +156,23 @@ async def _chat(args: argparse.Namespace) -> int:
             # Tools and chat interceptors run in the modules' own processes.
             await core.start_modules(watch=False)
         # The model first: one that cannot load leaves no new chat behind (the send saves nothing either).
-        await core.sources.get(character.name)
+        await core.sources.get(character.name if character is not None else None)
         if continued:
-            chat = continued[0]
-        elif args.new:
-            chat, _ = await core.chat.new_chat(character.id)
+            chat = continued.chat
         else:
-            chat, _ = await core.chat.open_chat(character.id)
+            assert character is not None and character.id is not None
+            chat, _ = await (core.chat.new_chat if args.new else core.chat.open_chat)(character.id)
         assert chat.id is not None
+        replies = 0
+        # Small models often open with "Vega:"; the saved reply drops it, so the printed one does too.
+        printed = PrintedReply(character.name if character is not None else "")
         async for event in core.chat.send(chat.id, args.message):
-            if isinstance(event, ReplyToken):
-                sys.stdout.write(event.text)
+            if isinstance(event, SpeakerChosen):  # a group chat's: whose reply follows
+                sys.stdout.write(f"{event.name}: ")
+                sys.stdout.flush()
+                printed = PrintedReply(event.name)
+            elif isinstance(event, ReplyToken):
+                sys.stdout.write(printed.add(event.text))
                 sys.stdout.flush()
             elif isinstance(event, ToolCalled):
                 print(f"[tool] {event.message.content}", file=sys.stderr, flush=True)
@@ -173,6 +181,8 @@ async def _chat(args: argparse.Namespace) -> int:
             elif isinstance(event, GovernorNotice):
                 print(f"note: {event.text}", file=sys.stderr, flush=True)
             elif isinstance(event, ReplySaved):
+                replies += 1
+                printed = PrintedReply(printed.speaker)
                 sys.stdout.write("\n")
                 sys.stdout.flush()
                 if args.stats:
@@ -182,6 +192,9 @@ async def _chat(args: argparse.Namespace) -> int:
                         f"{stats.context_size} context tokens",
                         file=sys.stderr,
                     )
+        group = continued.group if continued else None
+        if group is not None and group.turn_order == "manual" and not replies:
+            print(f"note: {UNANSWERED}", file=sys.stderr)
         return 0
     finally:
         await core.aclose()

@@ -80,6 +80,8 @@ class Settings(Samplers):
     # Window behaviour.
     minimize_to_tray: bool = False
     last_character_id: int | None = None
+    last_group_id: int | None = None
+    """The group whose chat was open last (None: a character's was); reopened at start."""
 
     @field_validator("gpu_layers", mode="before")
     @classmethod

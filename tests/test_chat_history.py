@@ -4,6 +4,7 @@ all characters, in a real SQLite database (search reads the FTS5 index the v5 tr
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import textwrap
@@ -250,3 +251,110 @@ def test_messages_from_before_the_upgrade_are_searchable(tmp_path: Path) -> None
         assert run(ChatHistory(db).search("old")) == []  # only the shown swipe
     finally:
         db.close()
+
+
+# Group chats ------------------------------------------------------------------------------------
+
+
+def crew(store: Store) -> tuple[int, int, Chat]:
+    """Vega and Bramble, a group "Crew" of the two, and its first chat (their greetings)."""
+    from nexus_desktop.chat.groups import create_group, latest_group_chat
+
+    vega = store.add_character("Vega", {"name": "Vega", "first_mes": "Hi, {{user}}!"})
+    bramble = store.add_character("Bramble", {"name": "Bramble", "first_mes": "Welcome in!"})
+    assert vega.id is not None and bramble.id is not None
+    group = create_group(store.engine, "Crew", [vega.id, bramble.id], "list")
+    return vega.id, bramble.id, latest_group_chat(store.engine, group.id)
+
+
+def test_a_groups_chats_are_listed_by_group_and_search_names_the_group(
+    store: Store, history: ChatHistory
+) -> None:
+    vega, _bramble, group_chat = crew(store)
+    assert group_chat.id is not None and group_chat.group_id is not None
+    store.add_message(group_chat.id, "user", "Who keeps the lighthouse?")
+    own = store.create_chat(vega, ["Ahoy."])
+    store.add_message(own.id or 0, "user", "The lighthouse keeper is asleep.")
+
+    listed = run(history.chats(group_id=group_chat.group_id))
+    assert [(c.id, c.with_label, c.character_id) for c in listed] == [(group_chat.id, "Crew (group)", None)]
+    assert listed[0].message_count == 3 and listed[0].preview == "Who keeps the lighthouse?"
+    assert [c.id for c in run(history.chats(vega))] == [own.id]  # a member's own chats stay its own
+    assert {c.with_label for c in run(history.chats())} == {"Crew (group)", "Vega"}  # every chat
+
+    hits = run(history.search("lighthouse"))
+    assert {(hit.chat_id, hit.with_label, hit.character_id) for hit in hits} == {
+        (group_chat.id, "Crew (group)", None),
+        (own.id, "Vega", vega),
+    }
+
+
+def st_group_file(path: Path) -> Path:
+    """A group chat as SillyTavern saves one: a header naming no character, then lines whose
+    "name" is each speaker (with the avatar fields SillyTavern adds to a member's lines)."""
+    lines: list[dict[str, object]] = [
+        {"user_name": "unused", "character_name": "unused", "create_date": "2024-7-12@01h31m37s"},
+        {"name": "Vega", "is_user": False, "mes": "Hi, Rowan!", "original_avatar": "Vega.png", "extra": {}},
+        {"name": "Bramble", "is_user": False, "mes": "Welcome in!", "original_avatar": "Bramble.png"},
+        {"name": "Rowan", "is_user": True, "mes": "Hello, you two."},
+        {"name": "bramble", "is_user": False, "mes": "Ale?", "swipes": ["Ale?", "Cider?"], "swipe_id": 0},
+        {"name": "Moss", "is_user": False, "mes": "I was in this chat once."},
+    ]
+    lines[0]["chat_metadata"] = {"note_prompt": ""}
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_sillytavern_group_chat_imports_into_a_group_and_exports_with_each_speakers_name(
+    store: Store, history: ChatHistory, tmp_path: Path
+) -> None:
+    vega, bramble, group_chat = crew(store)
+    group_id = group_chat.group_id
+
+    imported = run(history.import_st(st_group_file(tmp_path / "Crew night.jsonl"), group_id=group_id))
+
+    assert imported.chat.group_id == group_id and imported.chat.message_count == 5
+    assert imported.describe() == (
+        "Imported 5 messages into the new chat “Crew night” of Crew; the lines of Moss, who is not "
+        "in it, keep that name."
+    )
+    messages = store.list_messages(imported.chat.id)
+    assert [(m.speaker_id, m.speaker_name) for m in messages] == [
+        (vega, "Vega"),
+        (bramble, "Bramble"),
+        (None, ""),
+        (bramble, "Bramble"),  # names match in any case
+        (None, "Moss"),  # no member's: the line keeps its name, as a deleted member's does
+    ]
+    assert [m.is_greeting for m in messages] == [True, True, False, False, False]  # before the user's
+    assert messages[1].st_extra == {"original_avatar": "Bramble.png"}
+
+    out = tmp_path / "out.jsonl"
+    run(history.export_st(imported.chat.id, out))
+    written = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert written[0]["character_name"] == "Crew"
+    assert [(line["name"], line["mes"]) for line in written[1:] if not line["is_user"]] == [
+        ("Vega", "Hi, Rowan!"),
+        ("Bramble", "Welcome in!"),
+        ("Bramble", "Ale?"),
+        ("Moss", "I was in this chat once."),
+    ]
+    assert written[2]["original_avatar"] == "Bramble.png"  # kept for SillyTavern
+
+    # The file NEXUS wrote names the group: imported with nothing chosen, it goes back to it.
+    again = run(history.import_st(out))
+    assert again.chat.group_id == group_id and again.describe().endswith("keep that name.")
+    assert [m.speaker_id for m in store.list_messages(again.chat.id)] == [m.speaker_id for m in messages]
+
+
+def test_a_group_chat_file_with_no_group_chosen_or_named_asks_where_it_goes(
+    store: Store, history: ChatHistory, tmp_path: Path
+) -> None:
+    _vega, _bramble, group_chat = crew(store)
+    path = st_group_file(tmp_path / "Crew night.jsonl")
+
+    with pytest.raises(LookupError, match="No character named unused; choose the character"):
+        run(history.import_st(path))
+    assert len(run(history.chats())) == 1  # only the group's own chat: nothing was imported
+    run(history.import_st(path, group_id=group_chat.group_id))  # positive control: the group chosen
+    assert len(run(history.chats(group_id=group_chat.group_id))) == 2

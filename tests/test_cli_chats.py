@@ -63,6 +63,57 @@ def test_list_search_rename_export_and_delete(private_data_dir: Path, tmp_path: 
     assert f"chat {older} " not in nexus("chats", "search", "lighthouse", data_dir=private_data_dir).stdout
 
 
+def make_group_chat(data_dir: Path) -> int:
+    """The group "Crew" of Vega and Juniper (list order), its chat opened by their greetings and a
+    question from the user; returns the chat's ID."""
+    from nexus_desktop.chat.groups import create_group, latest_group_chat
+
+    store = Store(data_dir / "nexus.db")
+    try:
+        members = [store.find_character(name) for name in ("Vega", "Juniper")]
+        group = create_group(store.engine, "Crew", [m.id for m in members if m and m.id], "list")
+        chat = latest_group_chat(store.engine, group.id)
+        store.add_message(chat.id or 0, "user", "Is the lighthouse lit tonight, you two?")
+        return chat.id or 0
+    finally:
+        store.close()
+
+
+def test_group_chats_are_listed_searched_and_imported_by_group(
+    private_data_dir: Path, tmp_path: Path
+) -> None:
+    make_chats(private_data_dir)
+    group_chat = make_group_chat(private_data_dir)
+
+    listed = nexus("chats", "list", "--group", "crew", data_dir=private_data_dir)
+    assert listed.returncode == 0, listed.stderr
+    rows = listed.stdout.splitlines()[1:]
+    assert [int(row.split()[0]) for row in rows] == [group_chat] and "Crew (group)" in rows[0]
+    assert "Crew (group)" in nexus("chats", "list", data_dir=private_data_dir).stdout  # among every chat
+    found = nexus("chats", "search", "lit tonight", data_dir=private_data_dir).stdout
+    assert f"chat {group_chat} · Crew (group) · " in found
+    assert_one_line_error(
+        nexus("chats", "list", "--group", "Nobody", data_dir=private_data_dir),
+        "No group named 'Nobody'",
+        "Known groups: Crew",
+    )
+
+    file = tmp_path / "Crew night.jsonl"
+    lines = [
+        {"user_name": "unused", "character_name": "unused", "chat_metadata": {}},
+        {"name": "Juniper", "is_user": False, "mes": "The lighthouse is dark."},
+        {"name": "vega", "is_user": False, "mes": "Not for long."},
+    ]
+    file.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    imported = nexus("chats", "import", str(file), "--group", "Crew", data_dir=private_data_dir)
+    assert imported.returncode == 0, imported.stderr
+    assert (
+        "into the new chat “Crew night” of Crew; each character's lines went to that member."
+        in imported.stdout
+    )
+    assert "Crew night" in nexus("chats", "list", "-g", "Crew", data_dir=private_data_dir).stdout
+
+
 def test_import_goes_to_the_named_character_or_the_one_given(private_data_dir: Path) -> None:
     make_chats(private_data_dir)
 
@@ -115,3 +166,35 @@ def test_chat_continues_the_chosen_chat(private_data_dir: Path) -> None:
         assert len(store.list_messages(newer)) == 1  # the newest chat, which plain `nexus chat` continues
     finally:
         store.close()
+
+
+@pytest.mark.model
+def test_chat_in_a_group_chat_runs_the_groups_turn_and_names_each_speaker(private_data_dir: Path) -> None:
+    from nexus_desktop.chat.groups import list_groups, set_turn_order
+
+    make_chats(private_data_dir)
+    group_chat = make_group_chat(private_data_dir)
+
+    result = nexus(
+        "chat", "--chat", str(group_chat), "--max-tokens", "8", "Hello there", data_dir=private_data_dir
+    )
+
+    assert result.returncode == 0, result.stderr
+    # Each reply is printed after its speaker's name, in the group's (list) order.
+    assert result.stdout.startswith("Vega: ") and "\nJuniper: " in result.stdout
+    store = Store(private_data_dir / "nexus.db")
+    try:
+        stored = store.list_messages(group_chat)
+        assert [(m.role, m.speaker_name) for m in stored[-3:]] == [
+            ("user", ""),
+            ("assistant", "Vega"),
+            ("assistant", "Juniper"),
+        ]
+        set_turn_order(store.engine, list_groups(store.engine)[0].id, "manual")
+    finally:
+        store.close()
+
+    # In manual order the message is saved and nobody answers: the CLI says so, and how to go on.
+    waiting = nexus("chat", "--chat", str(group_chat), "Anyone?", data_dir=private_data_dir)
+    assert waiting.returncode == 0 and waiting.stdout == ""
+    assert "note: Your message is saved. In this group's manual turn order nobody answers" in waiting.stderr

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from nexus_desktop.children.launch import launch
-from nexus_desktop.llm.local import LocalLlamaSource, worker_profile
+from nexus_desktop.llm.local import LocalLlamaSource
+from nexus_desktop.llm.worker_process import worker_profile
 from nexus_desktop.sandbox.support import detect
 
 pytestmark = pytest.mark.skipif(detect().landlock_abi < 1, reason="this kernel has no Landlock")

@@ -185,6 +185,25 @@ def test_manual_order_saves_the_message_and_waits_for_the_user_to_pick_who_speak
     assert MANUAL_HINT.startswith("In manual turn order")
 
 
+def test_every_members_greeting_is_a_greeting_not_a_reply_to_rate_or_write_again(core: AppCore) -> None:
+    from nexus_desktop.chat.service import NothingToRegenerateError
+
+    vega, bramble = crew(core.store)
+    made = asyncio.run(core.groups.create("Crew", [vega, bramble], "list"))
+    chat, greetings = asyncio.run(core.groups.open_chat(made.id))
+    assert chat.id is not None and greetings[1].id is not None
+    assert [(m.position, m.is_greeting) for m in greetings] == [(0, True), (1, True)]
+
+    with pytest.raises(NothingToRegenerateError):  # Bramble's greeting is last: nothing to regenerate
+        asyncio.run(events_of(core.chat.regenerate(chat.id)))
+    edited = asyncio.run(core.chat.edit_message(greetings[1].id, "Welcome, traveller!"))
+    assert edited.content == "Welcome, traveller!" and edited.is_greeting  # still the card's
+    reply = core.store.add_message(
+        chat.id, "assistant", "Ale?", {"tokens_per_second": 9.0}, speaker=(bramble, "")
+    )
+    assert not reply.is_greeting  # positive control: a model's reply is one
+
+
 def test_the_upgrade_keeps_every_chat_and_message_and_deleting_a_character_still_takes_its_chats(
     tmp_path: Path,
 ) -> None:

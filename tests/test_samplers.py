@@ -17,7 +17,8 @@ import pytest
 from nexus_desktop.db.store import Store
 from nexus_desktop.llm.contract import ChatInput, ChatMessage, ChatOutput, RunContext, SamplingSettings
 from nexus_desktop.llm.local import LocalLlamaSource
-from nexus_desktop.llm.openai_compat import OpenAICompatSource, sampler_fields
+from nexus_desktop.llm.openai_compat import OpenAICompatSource
+from nexus_desktop.llm.openai_request import sampler_fields
 from nexus_desktop.llm.templates import InstructTemplate
 from nexus_desktop.settings import Settings
 from tests.chat_server import running_chat_server

@@ -178,6 +178,47 @@ def _visible_in(view: Any, widget: Any) -> bool:
     return viewport.rect().intersects(QRect(top_left, widget.size()))
 
 
+def test_with_a_group_open_the_list_holds_its_chats_and_search_results_name_it(
+    qtbot: Any, window: Any, core: Any, tmp_path: Path
+) -> None:
+    from tests.test_ui_group_chats import make_group
+
+    view = window.chat_view
+    group = make_group(qtbot, window, ["Vega", "Bramble"], "list")
+    first = view.chat_id
+    core.store.add_message(first, "user", "Where does the moonflower grow?")
+    qtbot.mouseClick(window.top_bar.new_chat_button, Qt.MouseButton.LeftButton)  # the group's second
+    qtbot.waitUntil(lambda: view.chat_id not in (None, first), timeout=LONG)
+    dialog = open_list(qtbot, window)
+
+    assert dialog.windowTitle() == "Chats of Vega, Bramble"
+    qtbot.waitUntil(lambda: len(dialog.titles()) == 2, timeout=LONG)
+    assert {chat.id for chat in dialog.chats} == {first, view.chat_id}  # none of Vega's own
+    dialog.list.setCurrentRow([chat.id for chat in dialog.chats].index(first))
+    dialog.open_selected()
+    qtbot.waitUntil(lambda: view.chat_id == first, timeout=LONG)
+    assert view.group is not None and view.group.id == group.id
+
+    dialog = open_list(qtbot, window)
+    qtbot.keyClicks(dialog.search, "moonflower")
+    qtbot.waitUntil(lambda: dialog.hits != [], timeout=LONG)
+    assert dialog.list.item(0).data(Qt.ItemDataRole.UserRole + 1) == "Vega, Bramble (group)"
+
+    file = tmp_path / "Night watch.jsonl"
+    lines = [{"user_name": "Rowan", "character_name": "unused", "chat_metadata": {}}]
+    lines += [
+        {"name": "bramble", "is_user": False, "mes": "Ale?"},
+        {"name": "Moss", "is_user": False, "mes": "Hm."},
+    ]
+    file.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    dialog.search.clear()
+    dialog.import_files([file])  # into the open group: each line to the member it names
+    qtbot.waitUntil(lambda: "Night watch" in dialog.titles(), timeout=LONG)
+    assert any("of Vega, Bramble; the lines of Moss" in text for text in banner_texts(dialog.banners, "info"))
+    imported = next(chat for chat in dialog.chats if chat.title == "Night watch")
+    assert [m.speaker_name for m in core.store.list_messages(imported.id)] == ["Bramble", "Moss"]
+
+
 def test_export_and_import_of_sillytavern_files_say_what_they_did(
     qtbot: Any, window: Any, core: Any, tmp_path: Path
 ) -> None:

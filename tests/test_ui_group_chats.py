@@ -1,5 +1,6 @@
 """Group chats in the real window: made from the sidebar, listed with the characters, opened like a
-chat; each reply under its writer's name; mute and a deleted member shown in the group bar."""
+chat; each reply under its writer's name; mute and a deleted member shown in the group bar; the
+members' greetings are not replies; reopened at the next start."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtCore import Qt
 from tests.ui_support import (
     LONG,
     banner_texts,
+    close_window,
     needs_model,
     run,
     type_and_send,
@@ -123,3 +125,74 @@ def test_mute_and_a_deleted_member_show_in_the_group_bar(qtbot: Any, window: Any
         "Bramble",
         "Wren Calloway",
     ]  # its greeting keeps its name
+
+
+def test_the_members_greetings_show_no_rating_or_regenerate_but_a_reply_does(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    view = window.chat_view
+    make_group(qtbot, window, ["Vega", "Bramble"], "list")
+    greetings = list(view.widgets)
+    assert [w.speaker for w in greetings] == ["Vega", "Bramble"]
+    for widget in greetings:  # Bramble's too, though it is not the chat's first message
+        assert widget.rate_up_button.isHidden() and widget.rate_down_button.isHidden()
+    last = greetings[-1].message  # the chat's last message: its alternatives can be swiped through
+    run(qtbot, core.chat.show_swipe(last.id, len(last.swipes) - 1))
+    qtbot.waitUntil(lambda: view.widgets[-1].message.swipe_index == len(last.swipes) - 1, timeout=LONG)
+    arrow = view.widgets[-1].swipe_right
+    assert arrow.isHidden() or not arrow.isEnabled()  # but past the last one, nothing is written anew
+
+    bramble = core.store.find_character("Bramble")
+    core.store.add_message(view.chat_id, "user", "Ale, please.")
+    core.store.add_message(
+        view.chat_id, "assistant", "Coming up!", {"tokens_per_second": 9.0}, speaker=(bramble.id, "Bramble")
+    )
+    run(qtbot, view.show_stored_messages())
+    reply = view.widgets[-1]  # positive control: a model's reply can be rated and written again
+    assert reply.text == "Coming up!" and not reply.rate_up_button.isHidden()
+    assert not reply.swipe_right.isHidden() and reply.swipe_right.isEnabled()
+    assert reply.swipe_right.toolTip() == "Generate another reply"
+
+
+def open_window(qtbot: Any, core: Any) -> Any:
+    from nexus_desktop.ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(1100, 700)
+    window.show()
+    run(qtbot, window.attach(core, load_model=False))
+    return window
+
+
+def test_the_next_start_reopens_the_group_chat_open_last_or_the_character_opened_after_it(
+    qtbot: Any, core: Any
+) -> None:
+    from nexus_desktop.core import AppCore
+
+    first = open_window(qtbot, core)
+    try:
+        group = make_group(qtbot, first, ["Vega", "Bramble"], "list")
+        qtbot.waitUntil(lambda: core.settings.last_group_id == group.id, timeout=LONG)
+    finally:
+        close_window(qtbot, first, core)
+
+    restarted = AppCore()
+    second = open_window(qtbot, restarted)
+    try:
+        view = second.chat_view
+        assert view.group is not None and view.group.id == group.id and view.character is None
+        assert second.top_bar.title.text() == group.name and second.group_chats.bar.isVisible()
+        assert [w.speaker for w in view.widgets] == ["Vega", "Bramble"]
+        vega = restarted.store.find_character("Vega")
+        second.sidebar.select(vega.id)  # then a character's chat: that is what opens next time
+        qtbot.waitUntil(lambda: view.character is not None and view.character.id == vega.id, timeout=LONG)
+        qtbot.waitUntil(lambda: restarted.settings.last_group_id is None, timeout=LONG)
+    finally:
+        close_window(qtbot, second, restarted)
+
+    again = AppCore()
+    third = open_window(qtbot, again)
+    try:
+        assert third.chat_view.group is None and third.chat_view.character.name == "Vega"
+    finally:
+        close_window(qtbot, third, again)

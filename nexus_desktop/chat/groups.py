@@ -33,7 +33,7 @@ from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.changes import Change, Changes
 from nexus_desktop.chat.prompt import substitute
 from nexus_desktop.db.store import AsyncStore, NotFoundError
-from nexus_desktop.db.tables import Character, Chat, ChatGroup, GroupMember, Message, utcnow
+from nexus_desktop.db.tables import GREETING, Character, Chat, ChatGroup, GroupMember, Message, utcnow
 
 TURN_ORDERS = ("natural", "list", "manual")
 TURN_ORDER_NAMES = {"natural": "Natural", "list": "List", "manual": "Manual"}
@@ -210,6 +210,15 @@ def get_group(engine: Engine, group_id: int) -> Group:
         return _load(s, _group_row(s, group_id))
 
 
+def find_group(engine: Engine, name: str) -> Group | None:
+    """The group with this name, matching case only when there is no exact match."""
+    if not name.strip():
+        return None
+    groups = list_groups(engine)
+    exact = next((g for g in groups if g.name == name), None)
+    return exact or next((g for g in groups if g.name.lower() == name.lower()), None)
+
+
 def group_of_chat(engine: Engine, chat_id: int) -> Group | None:
     """The group this chat belongs to; None for a character's own chat."""
     with _session(engine) as s:
@@ -359,7 +368,7 @@ def _add_chat(s: Session, group: Group) -> Chat:
                     position=position,
                     role="assistant",
                     swipes=shown,
-                    swipe_stats=[None] * len(shown),
+                    swipe_stats=[{GREETING: True} for _ in shown],  # after the first, too
                     speaker_id=member.character_id,
                     speaker_name=member.name,
                 )

@@ -1,5 +1,9 @@
-"""Every chat a character has: list, open, rename, delete, branch, search across all of them, and
-SillyTavern chat files in and out.
+"""Every chat a character or a group has: list, open, rename, delete, branch, search across all of
+them, and SillyTavern chat files in and out.
+
+A group chat's file is an ordinary SillyTavern chat file whose character lines carry their
+speakers' names (as SillyTavern writes group chats); imported into a group, each line goes to the
+member it names.
 
 The functions take the engine and run on the database thread; ``ChatHistory`` awaits them through
 ``AsyncStore`` (so the window, the CLI and the tests drive the same code) and tells the views
@@ -19,11 +23,12 @@ from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 
 from nexus_desktop.changes import Change, Changes
+from nexus_desktop.chat.groups import Group, find_group, get_group
 from nexus_desktop.chat.personas import find_persona, persona_for_chat
-from nexus_desktop.chat.st_chat import StChat, read_st_chat, write_st_chat
+from nexus_desktop.chat.st_chat import CHARACTER, StChat, read_st_chat, write_st_chat
 from nexus_desktop.chat.writing import note_from_st, note_to_st
 from nexus_desktop.db.store import AsyncStore, NotFoundError
-from nexus_desktop.db.tables import Character, Chat, Message, utcnow
+from nexus_desktop.db.tables import GREETING, Character, Chat, ChatGroup, Message, utcnow
 
 MAX_TITLE_LENGTH = 200
 SEARCH_LIMIT = 50
@@ -31,13 +36,22 @@ SEARCH_LIMIT = 50
 MATCH_MARKS = ("\x02", "\x03")
 
 
+def with_label(character_name: str, group_name: str, group_id: int | None) -> str:
+    """Who a chat is with, as lists and search results name it: "Vega", or "Crew (group)"."""
+    return f"{group_name} (group)" if group_id is not None else character_name
+
+
 @dataclass(frozen=True)
 class ChatSummary:
     """One row of the chat list."""
 
     id: int
-    character_id: int
+    character_id: int | None
+    """None for a group's chat."""
     character_name: str
+    group_id: int | None
+    """The group whose chat this is; None for a character's own chat."""
+    group_name: str
     title: str
     """The chat's title, or "Chat from <date>" for one never named."""
     created_at: datetime
@@ -47,16 +61,26 @@ class ChatSummary:
     preview: str
     """The first line of the newest message."""
 
+    @property
+    def with_label(self) -> str:
+        return with_label(self.character_name, self.group_name, self.group_id)
+
 
 @dataclass(frozen=True)
 class SearchHit:
     message_id: int
     chat_id: int
     chat_title: str
-    character_id: int
+    character_id: int | None
     character_name: str
+    group_id: int | None
+    group_name: str
     snippet: str
     """The matched text around the match, the matched words between ``marks``."""
+
+    @property
+    def with_label(self) -> str:
+        return with_label(self.character_name, self.group_name, self.group_id)
 
 
 @dataclass(frozen=True)
@@ -64,10 +88,18 @@ class ImportedChat:
     chat: ChatSummary
     named_in_file: str
     """The character the file is for ("" when it names none)."""
+    strangers: tuple[str, ...] = ()
+    """In a group: the speakers the file names that are not its members (their lines keep the name)."""
 
     def describe(self) -> str:
-        """Which character the chat went to, and why: the user chose, or the file said."""
+        """Which character or group the chat went to, and why: the user chose, or the file said."""
         chat = self.chat
+        if chat.group_id is not None:
+            where = f"{chat.message_count} messages into the new chat “{chat.title}” of {chat.group_name}"
+            if not self.strangers:
+                return f"Imported {where}; each character's lines went to that member."
+            who = f"{', '.join(self.strangers)}, who {'is' if len(self.strangers) == 1 else 'are'} not in it"
+            return f"Imported {where}; the lines of {who}, keep that name."
         where = f"{chat.message_count} messages into the new chat “{chat.title}” with {chat.character_name}"
         if self.named_in_file.lower() == chat.character_name.lower():
             return f"Imported {where}, the character the file is for."
@@ -110,9 +142,14 @@ def _session(engine: Engine) -> Session:
 
 
 def list_chats(
-    engine: Engine, character_id: int | None = None, *, chat_id: int | None = None
+    engine: Engine,
+    character_id: int | None = None,
+    *,
+    group_id: int | None = None,
+    chat_id: int | None = None,
 ) -> list[ChatSummary]:
-    """The character's chats (every chat when None), the most recently written first."""
+    """The character's chats, or the group's (every chat when neither is given), the most recently
+    written first."""
     shown = func.json_extract(Message.swipes, func.printf("$[%d]", Message.swipe_index))
     count = select(func.count()).where(Message.chat_id == Chat.id).scalar_subquery()
     newest = (
@@ -122,25 +159,35 @@ def list_chats(
         .limit(1)
         .scalar_subquery()
     )
-    query = select(Chat, Character.name, count, newest).join(
-        Character, col(Character.id) == col(Chat.character_id)
+    # A chat has a character or a group: the name is whichever it has.
+    name = func.coalesce(ChatGroup.name, Character.name)
+    query = (
+        select(Chat, name, count, newest)
+        .outerjoin(Character, col(Character.id) == col(Chat.character_id))
+        .outerjoin(ChatGroup, col(ChatGroup.id) == col(Chat.group_id))
     )
     if character_id is not None:
         query = query.where(Chat.character_id == character_id)
+    if group_id is not None:
+        query = query.where(Chat.group_id == group_id)
     if chat_id is not None:
         query = query.where(Chat.id == chat_id)
     query = query.order_by(col(Chat.updated_at).desc(), col(Chat.id).desc())
     with _session(engine) as s:
         rows = s.exec(query).all()
-    return [_summary(chat, name, number, last) for chat, name, number, last in rows]
+    return [_summary(chat, with_name, number, last) for chat, with_name, number, last in rows]
 
 
-def _summary(chat: Chat, character_name: str, count: int, newest: object) -> ChatSummary:
-    assert chat.id is not None and chat.character_id is not None  # joined with its character
+def _summary(chat: Chat, with_name: str, count: int, newest: object) -> ChatSummary:
+    """``with_name``: the chat's group's name for a group's chat, else its character's."""
+    assert chat.id is not None
+    group = chat.group_id is not None
     return ChatSummary(
         id=chat.id,
         character_id=chat.character_id,
-        character_name=character_name,
+        character_name="" if group else with_name,
+        group_id=chat.group_id,
+        group_name=with_name if group else "",
         title=display_title(chat),
         created_at=chat.created_at,
         updated_at=chat.updated_at,
@@ -270,58 +317,114 @@ def search_messages(
         )
         snippets: dict[int, str] = {int(rowid): str(snippet) for rowid, snippet in found}
         rows = s.exec(
-            select(Message.id, Chat, Character.name)
+            select(Message.id, Chat, Character.name, ChatGroup.name)
             .join(Chat, col(Chat.id) == col(Message.chat_id))
-            .join(Character, col(Character.id) == col(Chat.character_id))
+            .outerjoin(Character, col(Character.id) == col(Chat.character_id))
+            .outerjoin(ChatGroup, col(ChatGroup.id) == col(Chat.group_id))
             .where(col(Message.id).in_(list(snippets)))
         ).all()
-    by_id = {message_id: (chat, name) for message_id, chat, name in rows}
+    by_id = {message_id: (chat, name, group) for message_id, chat, name, group in rows}
     hits = []
     for message_id, snippet in snippets.items():  # in rank order
         if message_id not in by_id:
             continue
-        chat, name = by_id[message_id]
-        assert chat.id is not None and chat.character_id is not None  # joined with its character
-        hits.append(SearchHit(message_id, chat.id, display_title(chat), chat.character_id, name, snippet))
+        chat, name, group = by_id[message_id]
+        assert chat.id is not None
+        title = display_title(chat)
+        hits.append(
+            SearchHit(
+                message_id, chat.id, title, chat.character_id, name or "", chat.group_id, group or "", snippet
+            )
+        )
     return hits
 
 
 def st_chat_for_export(engine: Engine, chat_id: int) -> StChat:
     chat, messages = open_chat(engine, chat_id)
     with _session(engine) as s:
-        character = s.get(Character, chat.character_id)
+        character = s.get(Character, chat.character_id) if chat.character_id is not None else None
+        group = s.get(ChatGroup, chat.group_id) if chat.group_id is not None else None
+    if group is not None:
+        # Each character line names its speaker, as in SillyTavern's group chat files (these rows
+        # are copies read for the file; nothing is written back).
+        for message in messages:
+            if message.role == CHARACTER and message.speaker_name:
+                message.st_extra = {**message.st_extra, "name": message.speaker_name}
     return StChat(
         user_name=persona_for_chat(engine, chat_id).name,
-        character_name=character.name if character is not None else "",
+        character_name=group.name if group is not None else character.name if character is not None else "",
         created_at=chat.created_at,
         metadata={**chat.st_metadata, **note_to_st(chat)},
         messages=messages,
     )
 
 
-def save_imported_chat(engine: Engine, chat: StChat, title: str, fallback_character_id: int | None) -> Chat:
-    """Store ``chat`` as a new chat of the character the file names, else of the fallback; all its
-    messages in one transaction."""
-    character = _character_named(engine, chat.character_name)
-    if character is None and fallback_character_id is None:
-        named = f"No character named {chat.character_name}" if chat.character_name else "The file names none"
-        raise LookupError(f"{named}; choose the character to import the chat into.")
-    persona = find_persona(engine, chat.user_name) if chat.user_name.strip() else None
-    with _session(engine) as s:
-        if character is None:
-            assert fallback_character_id is not None
+def save_imported_chat(
+    engine: Engine,
+    chat: StChat,
+    title: str,
+    fallback_character_id: int | None,
+    group_id: int | None = None,
+) -> tuple[Chat, tuple[str, ...]]:
+    """Store ``chat`` as a new chat of the group ``group_id`` when given, else of the character
+    the file names, else of the group it names (a group chat NEXUS exported), else of the
+    fallback character; all its messages in one transaction.  Returns the chat and, in a group,
+    the speakers the file names that are not its members."""
+    character = _character_named(engine, chat.character_name) if group_id is None else None
+    if group_id is not None:
+        group: Group | None = get_group(engine, group_id)
+    else:
+        group = find_group(engine, chat.character_name) if character is None else None
+    if group is not None:
+        strangers = _speakers_from_names(chat, group)
+        return _save_chat(engine, chat, Chat(group_id=group.id, title=title[:MAX_TITLE_LENGTH])), strangers
+    if character is None:
+        if fallback_character_id is None:
+            named = (
+                f"No character named {chat.character_name}" if chat.character_name else "The file names none"
+            )
+            raise LookupError(f"{named}; choose the character to import the chat into.")
+        with _session(engine) as s:
             character = s.get(Character, fallback_character_id)
-            if character is None:
-                raise NotFoundError("That character no longer exists; choose another one.")
-        assert character.id is not None
-        row = Chat(
-            character_id=character.id,
-            title=title[:MAX_TITLE_LENGTH],
-            persona_id=persona.id if persona is not None else None,
-            st_metadata=chat.metadata,
-            created_at=chat.created_at or utcnow(),
-            **note_from_st(chat.metadata),
-        )
+        if character is None:
+            raise NotFoundError("That character no longer exists; choose another one.")
+    row = Chat(character_id=character.id, title=title[:MAX_TITLE_LENGTH])
+    return _save_chat(engine, chat, row), ()
+
+
+def _speakers_from_names(chat: StChat, group: Group) -> tuple[str, ...]:
+    """Give each character line of ``chat`` the member of ``group`` it names (any case); returns
+    the names no member has, whose lines keep them (as a deleted member's do).  The character
+    lines before the user's first are the members' greetings."""
+    members = {member.name.lower(): member for member in group.present}
+    strangers: list[str] = []
+    greeting = True
+    for message in chat.messages:
+        greeting = greeting and message.role != "user"
+        if message.role != CHARACTER:
+            continue
+        extra = dict(message.st_extra)
+        name = str(extra.pop("name", "") or chat.character_name)
+        member = members.get(name.lower())
+        if member is None and name not in strangers:
+            strangers.append(name)
+        message.st_extra = extra  # the name lives on as the speaker's; export writes it back
+        message.speaker_id = member.character_id if member is not None else None
+        message.speaker_name = member.name if member is not None else name
+        if greeting:
+            message.swipe_stats = [{**(stats or {}), GREETING: True} for stats in message.swipe_stats]
+    return tuple(strangers)
+
+
+def _save_chat(engine: Engine, chat: StChat, row: Chat) -> Chat:
+    """``row`` with the file's persona, metadata and author's note, and the file's messages."""
+    persona = find_persona(engine, chat.user_name) if chat.user_name.strip() else None
+    row.persona_id = persona.id if persona is not None else None
+    row.st_metadata = chat.metadata
+    row.created_at = chat.created_at or utcnow()
+    for name, value in note_from_st(chat.metadata).items():
+        setattr(row, name, value)
+    with _session(engine) as s:
         s.add(row)
         s.flush()
         assert row.id is not None
@@ -354,8 +457,8 @@ class ChatHistory:
     def _changed(self, chat: Chat | ChatSummary) -> None:
         self.changes.emit(Change("chats", chat_id=chat.id, character_id=chat.character_id, origin=self))
 
-    async def chats(self, character_id: int | None = None) -> list[ChatSummary]:
-        return await self.db.call(list_chats, self._engine, character_id)
+    async def chats(self, character_id: int | None = None, group_id: int | None = None) -> list[ChatSummary]:
+        return await self.db.call(list_chats, self._engine, character_id, group_id=group_id)
 
     async def summary(self, chat_id: int) -> ChatSummary:
         return await self.db.call(chat_summary, self._engine, chat_id)
@@ -391,11 +494,16 @@ class ChatHistory:
         chat = await self.db.call(st_chat_for_export, self._engine, chat_id)
         return await asyncio.to_thread(write_st_chat, chat, path)
 
-    async def import_st(self, path: Path, fallback_character_id: int | None = None) -> ImportedChat:
-        """Import a SillyTavern chat file as a new chat (nothing is saved if any line is bad)."""
+    async def import_st(
+        self, path: Path, fallback_character_id: int | None = None, group_id: int | None = None
+    ) -> ImportedChat:
+        """Import a SillyTavern chat file as a new chat, of the group ``group_id`` when given
+        (nothing is saved if any line is bad)."""
         parsed = await asyncio.to_thread(read_st_chat, path)
-        row = await self.db.call(save_imported_chat, self._engine, parsed, path.stem, fallback_character_id)
+        row, strangers = await self.db.call(
+            save_imported_chat, self._engine, parsed, path.stem, fallback_character_id, group_id
+        )
         assert row.id is not None
         summary = await self.summary(row.id)
         self._changed(summary)
-        return ImportedChat(summary, parsed.character_name)
+        return ImportedChat(summary, parsed.character_name, strangers)

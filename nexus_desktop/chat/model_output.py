@@ -30,6 +30,34 @@ def strip_speaker(text: str, name: str) -> str:
     return text[len(prefix) :].lstrip() if text.startswith(prefix) else text
 
 
+def streamed_reply(text: str, speaker: str) -> str:
+    """What to show of a reply being written: without the "Vega:" the saved reply loses
+    (``strip_speaker``), and nothing while only the start of it ("Ve") is in."""
+    head = text.lstrip()
+    prefix = f"{speaker}:"
+    if len(head) < len(prefix) and prefix.startswith(head):
+        return ""
+    return strip_speaker(text, speaker)
+
+
+class PrintedReply:
+    """A streamed reply printed piece by piece (the CLI), without the speaker prefix that
+    ``streamed_reply`` hides: ``add`` returns only what is new to print."""
+
+    def __init__(self, speaker: str) -> None:
+        self.speaker = speaker
+        self._text = ""
+        self._printed = ""
+
+    def add(self, piece: str) -> str:
+        self._text += piece
+        shown = streamed_reply(self._text, self.speaker)
+        if not shown.startswith(self._printed):
+            return ""  # e.g. trailing spaces held back by the strip: printed once text follows them
+        new, self._printed = shown[len(self._printed) :], shown
+        return new
+
+
 def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
     s = output.stats
     return {

@@ -189,7 +189,7 @@ class ChatService:
     async def regenerate(self, chat_id: int) -> AsyncIterator[ChatEvent]:
         """Generate another alternative ("swipe") for the last reply and show it."""
         messages = await self.db.call(self.db.store.list_messages, chat_id)
-        if not messages or messages[-1].role != "assistant" or len(messages) < 2:
+        if not messages or messages[-1].role != "assistant" or messages[-1].is_greeting:
             raise NothingToRegenerateError()
         group = await self._group(chat_id)
         replies = self.groups.regenerate(group, chat_id, messages[-1]) if group else None
@@ -325,7 +325,7 @@ class ChatService:
 
     async def _collect_swipe_choice(self, last: Message | None) -> None:
         """Moving on after regenerating means the shown alternative beat the others."""
-        if last is None or last.role != "assistant" or len(last.swipes) < 2 or last.position == 0:
+        if last is None or last.role != "assistant" or len(last.swipes) < 2 or last.is_greeting:
             return
         rejected = [text for i, text in enumerate(last.swipes) if i != last.swipe_index]
         name, context = await self._learning_context(last)

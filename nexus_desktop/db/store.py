@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from nexus_desktop.db.engine import open_engine
-from nexus_desktop.db.tables import Character, Chat, Message, Setting, utcnow
+from nexus_desktop.db.tables import GREETING, Character, Chat, Message, Setting, utcnow
 from nexus_desktop.settings import Settings
 
 P = ParamSpec("P")
@@ -227,7 +227,9 @@ class Store:
         def edit(message: Message) -> None:
             swipes, stats = list(message.swipes), self._padded_stats(message)
             swipes[message.swipe_index] = text
-            stats[message.swipe_index] = figures
+            # An edited greeting is still a greeting (``Message.is_greeting``).
+            greeting = {GREETING: True} if (stats[message.swipe_index] or {}).get(GREETING) else {}
+            stats[message.swipe_index] = {**greeting, **(figures or {})} or None
             message.swipes, message.swipe_stats = swipes, stats
 
         return self._change_message(message_id, edit)

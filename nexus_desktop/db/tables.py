@@ -69,6 +69,10 @@ class Chat(SQLModel, table=True):
     author_note_role: str = "system"
 
 
+GREETING = "greeting"
+"""The key, in a message's swipe stats, that marks a card's greeting (``Message.is_greeting``)."""
+
+
 class Message(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     chat_id: int = Field(foreign_key="chat.id", index=True)
@@ -103,6 +107,13 @@ class Message(SQLModel, table=True):
         if 0 <= self.swipe_index < len(self.swipe_stats):
             return self.swipe_stats[self.swipe_index]
         return None
+
+    @property
+    def is_greeting(self) -> bool:
+        """A card's greeting, not a model's reply (nothing to rate or write again): the chat's first
+        message, or one whose stats carry ``GREETING`` (the later greetings that open a group chat)."""
+        marked = any(isinstance(stats, dict) and stats.get(GREETING) for stats in self.swipe_stats)
+        return self.role == "assistant" and (self.position == 0 or marked)
 
 
 class Persona(SQLModel, table=True):

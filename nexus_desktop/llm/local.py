@@ -3,7 +3,8 @@
 llama.cpp runs in ``nexus_desktop.llm.worker``, a separate process, so a model that segfaults,
 aborts or exhausts memory takes down only that process: the call in flight raises
 ``ModelCrashedError`` and the next call (or ``restart()``) starts a fresh worker.  Every file is
-checked by ``gguf_check`` before llama.cpp sees it.
+checked by ``gguf_check`` before llama.cpp sees it.  How the worker is started and contained is
+``worker_process``'s part.
 
 The worker's stdout is read by a plain thread that hands each event to the event loop with
 ``call_soon_threadsafe``; no asyncio subprocess API is used, so this works the same under qasync
@@ -23,9 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-from nexus_desktop import paths
 from nexus_desktop.children.exits import describe_exit
-from nexus_desktop.children.supervised import ChildProcess
 from nexus_desktop.llm.contract import (
     ChatInput,
     ChatOutput,
@@ -39,126 +38,17 @@ from nexus_desktop.llm.contract import (
     TokenEvent,
 )
 from nexus_desktop.llm.gguf_check import ModelInfo, inspect_model, validate_lora_adapter
-from nexus_desktop.sandbox.profile import (
-    Profile,
-    gpu_devices,
-    import_root,
-    package_dir,
-    python_read_paths,
-    system_read_paths,
-    system_write_paths,
+from nexus_desktop.llm.worker_process import (
+    Event,
+    WorkerExited,
+    WorkerProcess,
+    worker_command,
+    worker_profile,
 )
 
 logger = logging.getLogger(__name__)
 
 _CANCEL_POLL_SECONDS = 0.05
-_SHUTDOWN_GRACE_SECONDS = 5.0
-_SPLIT_NAME = re.compile(r"(.+)-(\d{5})-of-(\d{5})\.gguf", re.IGNORECASE)
-# Settings of llama.cpp, its GPU runtimes and its thread pools pass through to the worker.
-_PASSED_ENV = (
-    "GGML_", "LLAMA_", "CUDA_", "HIP_", "ROCR_", "GPU_", "VK_", "OMP_", "OPENBLAS_", "MKL_", "LD_LIBRARY_PATH"
-)  # fmt: skip
-
-
-class _Exited:
-    def __init__(self, returncode: int) -> None:
-        self.returncode = returncode
-
-
-Event = dict[str, Any]
-
-
-class _Worker:
-    """One worker process (a contained ``ChildProcess``) and the queues its events go to."""
-
-    def __init__(
-        self, command: list[str], env: dict[str, str], profile: Profile, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.control: asyncio.Queue[Event | _Exited] = asyncio.Queue()
-        self.requests: dict[str, asyncio.Queue[Event | _Exited]] = {}
-        # Our own code at the other end: its stderr is worth the log at INFO, and no event budget.
-        self.child = ChildProcess(
-            "llama",
-            command,
-            profile,
-            env=env,
-            cwd=env.get("PYTHONPATH"),
-            loop=loop,
-            on_message=self._dispatch,
-            on_exit=self._exited,
-            flood_limit=None,
-            log_level=logging.INFO,
-        )
-        self.process = self.child.process
-        self.stderr_tail = self.child.stderr_tail
-
-    @property
-    def stderr_lines(self) -> int:
-        return self.child.stderr_lines
-
-    @property
-    def returncode(self) -> int | None:
-        return self.child.returncode
-
-    def _dispatch(self, event: Event) -> None:
-        request_id = event.get("id")
-        queue = self.control if request_id is None else self.requests.get(str(request_id))
-        if queue is not None:
-            queue.put_nowait(event)
-
-    def _exited(self, returncode: int) -> None:
-        for queue in (self.control, *self.requests.values()):
-            queue.put_nowait(_Exited(returncode))
-
-    @property
-    def alive(self) -> bool:
-        return self.child.alive
-
-    def send(self, **command: Any) -> None:
-        # A gone process is not an error here: its exit event tells the waiting call.
-        self.child.send(command)
-
-    def stop(self) -> None:
-        """Ask politely, then kill.  Blocks: run it in an executor."""
-        self.child.stop({"cmd": "shutdown"}, grace=_SHUTDOWN_GRACE_SECONDS)
-
-
-def worker_profile(python: str, model: Path, lora: Path | None) -> Profile:
-    """What the model worker may reach.  llama.cpp parses files from the internet: it may read the
-    model, its adapter, Python and the system's libraries, and use the GPU; it may not write
-    anything but its cache folder, reach the network, or read the user's files."""
-    read = [
-        *system_read_paths(),
-        *python_read_paths(python),
-        package_dir(),
-        import_root(),
-        *(str(part) for part in model_parts(model.resolve())),
-    ]
-    if lora is not None:
-        read.append(str(lora.resolve()))
-    return Profile(
-        "model worker",
-        read=tuple(read),
-        write=(str(worker_cache_dir()), *system_write_paths()),
-        devices=tuple(gpu_devices()),
-    )
-
-
-def model_parts(model: Path) -> list[Path]:
-    """The model file, and for a split model (``name-00001-of-00003.gguf``) every part of it:
-    llama.cpp opens the others itself."""
-    split = _SPLIT_NAME.fullmatch(model.name)
-    if split is None:
-        return [model]
-    prefix, count = split.group(1), int(split.group(3))
-    return [model.with_name(f"{prefix}-{index:05d}-of-{count:05d}.gguf") for index in range(1, count + 1)]
-
-
-def worker_cache_dir() -> Path:
-    """The one folder the worker may write: GPU drivers keep compiled kernels there."""
-    path = paths.data_dir() / "worker-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class LocalLlamaSource(StreamingSource):
@@ -186,8 +76,8 @@ class LocalLlamaSource(StreamingSource):
         self._start_timeout = start_timeout
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
-        self._worker: _Worker | None = None
-        self._starting: _Worker | None = None
+        self._worker: WorkerProcess | None = None
+        self._starting: WorkerProcess | None = None
         self._closes = 0  # Counts aclose() calls, so a load that a close overtook can tell.
         self._model_info: ModelInfo | None = None
         self._hello: Event = {}
@@ -271,27 +161,12 @@ class LocalLlamaSource(StreamingSource):
         # Beyond the trained length replies degrade and memory is wasted.
         return min(self._requested_context, trained) if trained else self._requested_context
 
-    def _command(self) -> tuple[list[str], dict[str, str]]:
-        cache = str(worker_cache_dir())
-        # A bare environment: the user's shell may hold tokens a crafted model file has no use for.
-        env = {name: value for name, value in os.environ.items() if name.startswith(_PASSED_ENV)}
-        env.update(
-            PATH=os.defpath,
-            HOME=cache,
-            LANG=os.environ.get("LANG", "C.UTF-8"),
-            PYTHONPATH=import_root(),
-            PYTHONIOENCODING="utf-8",
-            CUDA_CACHE_PATH=cache,
-            # On an abort ggml would attach gdb to print a backtrace: slow, and it buries the reason.
-            GGML_NO_BACKTRACE="1",
-        )
-        return [self._python, "-m", "nexus_desktop.llm.worker"], env
+    def _spawn_worker(self, loop: asyncio.AbstractEventLoop) -> WorkerProcess:
+        command, env = worker_command(self._python)
+        profile = worker_profile(self._python, self._model_path, self._lora_path)
+        return WorkerProcess(command, env, profile, loop)
 
-    def _spawn_worker(self, loop: asyncio.AbstractEventLoop) -> _Worker:
-        command, env = self._command()
-        return _Worker(command, env, worker_profile(self._python, self._model_path, self._lora_path), loop)
-
-    async def _ensure_worker(self) -> _Worker:
+    async def _ensure_worker(self) -> WorkerProcess:
         if self._worker is not None and self._worker.alive:
             return self._worker
         self._worker = None
@@ -343,7 +218,7 @@ class LocalLlamaSource(StreamingSource):
         return int(self._gpu_layers)
 
     async def _expect(
-        self, worker: _Worker, queue: asyncio.Queue[Event | _Exited], wanted: str, doing: str
+        self, worker: WorkerProcess, queue: asyncio.Queue[Event | WorkerExited], wanted: str, doing: str
     ) -> Event:
         try:
             event = await asyncio.wait_for(queue.get(), timeout=self._start_timeout)
@@ -360,10 +235,12 @@ class LocalLlamaSource(StreamingSource):
             )
         return event
 
-    def _raise_for(self, event: Event | _Exited, worker: _Worker, doing: str, stderr_mark: int = 0) -> None:
+    def _raise_for(
+        self, event: Event | WorkerExited, worker: WorkerProcess, doing: str, stderr_mark: int = 0
+    ) -> None:
         """Turn an exit or error event into the exception the user sees; ``stderr_mark`` is the
         number of stderr lines seen when the current call began (older lines explain nothing)."""
-        if isinstance(event, _Exited):
+        if isinstance(event, WorkerExited):
             fresh = worker.stderr_lines > stderr_mark and worker.stderr_tail
             # "/long/build/path/llama-model.cpp:1328: GGML_ASSERT(...) failed" -> "llama-model.cpp:1328: ..."
             last = re.sub(r"^\S*/", "", worker.stderr_tail[-1])[:200] if fresh else ""
@@ -402,7 +279,7 @@ class LocalLlamaSource(StreamingSource):
         async with self._lock:
             worker = await self._ensure_worker()
             request_id = f"r{next(self._ids)}"
-            events: asyncio.Queue[Event | _Exited] = asyncio.Queue()
+            events: asyncio.Queue[Event | WorkerExited] = asyncio.Queue()
             worker.requests[request_id] = events
             stderr_mark = worker.stderr_lines
             finished = False
@@ -441,8 +318,8 @@ class LocalLlamaSource(StreamingSource):
 
     @staticmethod
     async def _next_event(
-        events: asyncio.Queue[Event | _Exited], context: RunContext, cancel_sent: bool
-    ) -> Event | _Exited | None:
+        events: asyncio.Queue[Event | WorkerExited], context: RunContext, cancel_sent: bool
+    ) -> Event | WorkerExited | None:
         """The next event, or None as soon as the caller cancels (once)."""
         getter = asyncio.ensure_future(events.get())
         try:
@@ -483,7 +360,7 @@ class LocalLlamaSource(StreamingSource):
         async with self._lock:
             worker = await self._ensure_worker()
             request_id = f"t{next(self._ids)}"
-            events: asyncio.Queue[Event | _Exited] = asyncio.Queue()
+            events: asyncio.Queue[Event | WorkerExited] = asyncio.Queue()
             worker.requests[request_id] = events
             stderr_mark = worker.stderr_lines
             try:

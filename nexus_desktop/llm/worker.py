@@ -18,6 +18,7 @@ Events leave on stdout: ``hello``, ``loaded``, ``token``, ``done``, ``tokens``, 
 is pointed at stderr at start-up, so anything llama.cpp or a library prints lands in the log the
 parent drains from stderr.  A reader thread takes ``cancel`` and ``shutdown`` while the main
 thread generates; llama.cpp's abort callback lets a cancel stop even a long prompt evaluation.
+``worker_prompt`` writes the prompt and ``worker_sampling`` sets up the samplers.
 """
 
 from __future__ import annotations
@@ -30,21 +31,19 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from nexus_desktop.children.jsonlines import Channel
-from nexus_desktop.llm.templates import InstructTemplate
+from nexus_desktop.llm.worker_prompt import TemplateRefused, start_chat
+from nexus_desktop.llm.worker_sampling import (
+    LLAMA_SAMPLING,
+    SamplerUnavailable,
+    constraint,
+    counting_llama_class,
+    dry_arguments,
+)
 
 _EOF = {"cmd": "shutdown", "reason": "stdin closed"}
-# The sampling fields llama-cpp-python's chat completion takes under the same names.
-_LLAMA_SAMPLING = (
-    "temperature", "top_p", "min_p", "top_k", "typical_p", "repeat_penalty", "presence_penalty",
-    "frequency_penalty", "mirostat_mode", "mirostat_tau", "mirostat_eta", "max_tokens",
-)  # fmt: skip
-# SillyTavern's and llama.cpp server's default DRY sequence breakers: a repeat across them is fine.
-_DRY_BREAKERS = ["\n", ":", '"', "*"]
 # ggml_log_level in this llama.cpp: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line.
 _LOG_WARN, _LOG_ERROR, _LOG_CONTINUE = 3, 4, 5
 
@@ -171,14 +170,6 @@ def keep_native_stderr() -> None:
     silencer.__init__ = never_silence
 
 
-class TemplateRefused(Exception):
-    """The model's chat template refused the conversation in every shape."""
-
-
-class SamplerUnavailable(Exception):
-    """A sampler the request asks for is missing from this llama.cpp build."""
-
-
 class Worker:
     def __init__(self, protocol: Protocol) -> None:
         import llama_cpp
@@ -228,7 +219,7 @@ class Worker:
         lora = command.get("lora") or {}
         self.log.errors.clear()
         try:
-            llm = _counting_llama_class(llama_cpp)(
+            llm = counting_llama_class(llama_cpp)(
                 model_path=command["path"],
                 n_ctx=int(command["n_ctx"]),
                 n_threads=int(command["n_threads"]),
@@ -264,17 +255,6 @@ class Worker:
             chat_format=llm.chat_format,
         )
 
-    @staticmethod
-    def _constraint(command: dict[str, Any]) -> dict[str, Any]:
-        """llama.cpp arguments that force the reply into a JSON schema or a GBNF grammar."""
-        if command.get("grammar"):
-            from llama_cpp import LlamaGrammar
-
-            return {"grammar": LlamaGrammar.from_string(command["grammar"], verbose=False)}
-        if command.get("json_schema"):
-            return {"response_format": {"type": "json_object", "schema": command["json_schema"]}}
-        return {}
-
     def _watch_for_abort(self, on: bool) -> None:
         """Let a cancel interrupt prompt evaluation.
 
@@ -298,17 +278,19 @@ class Worker:
         stream: Any = None
         try:
             self._watch_for_abort(True)
-            llm.dry = self._dry(sampling)
-            stream = self._chat_completion(
+            llm.dry = dry_arguments(self.llama_cpp, sampling, int(llm.n_ctx()))
+            stream, self._shape = start_chat(
+                llm,
+                self._shape,
                 list(command["messages"]),
                 sampling.get("template"),
                 bool(command.get("continue_last")),
                 stream=True,
-                **{name: sampling[name] for name in _LLAMA_SAMPLING if name in sampling},
+                **{name: sampling[name] for name in LLAMA_SAMPLING if name in sampling},
                 # llama-cpp-python derives a missing seed from the last one: the same "random" replies.
                 seed=sampling.get("seed") if sampling.get("seed") is not None else random.randrange(2**31),
                 stop=list(sampling.get("stop") or []),
-                **self._constraint(command),
+                **constraint(command),
             )
             for chunk in stream:
                 choice = chunk["choices"][0]
@@ -357,69 +339,6 @@ class Worker:
             finish_reason="cancelled" if cancelled else finish_reason,
         )
 
-    def _dry(self, sampling: dict[str, Any]) -> tuple[float, float, int, int] | None:
-        """DRY's arguments for ``CountingLlama``, or None when it is off."""
-        multiplier = float(sampling.get("dry_multiplier") or 0.0)
-        if multiplier <= 0:
-            return None
-        if not hasattr(self.llama_cpp, "llama_sampler_init_dry"):
-            raise SamplerUnavailable(
-                "This llama.cpp build has no DRY sampler; set DRY to 0 in Settings → Generation."
-            )
-        # The last n tokens DRY looks at: the whole context (this build reads -1 as "none").
-        window = int(self.llm.n_ctx())
-        return multiplier, float(sampling["dry_base"]), int(sampling["dry_allowed_length"]), window
-
-    def _chat_completion(
-        self,
-        messages: list[dict[str, Any]],
-        template: dict[str, str] | None,
-        continue_last: bool,
-        **options: Any,
-    ) -> Any:
-        """Start a reply.  A chosen instruct template writes the prompt; the model's own chat
-        template, when it refuses the conversation, gets it in a stricter shape.
-        ``continue_last``: the prompt ends with the last message's text, an unfinished reply.
-
-        llama-cpp-python renders the template when called, before any token (a template's
-        ``raise_exception`` is a ValueError), so a refused shape costs nothing to retry.
-        """
-        from jinja2 import TemplateError
-
-        from nexus_desktop.llm.roles import shapes_from
-
-        if template is not None:
-            handler = _handler(_instruct_formatter(InstructTemplate(**template)), continue_last)
-            return handler(llama=self.llm, messages=messages, **options)
-        own = _handler(self._own_formatter(), continue_last=True) if continue_last else None
-        refusals = []
-        for index, shaped in shapes_from(self._shape, messages):
-            try:
-                if own is not None:
-                    stream = own(llama=self.llm, messages=shaped, **options)
-                else:
-                    stream = self.llm.create_chat_completion(messages=shaped, **options)
-            except (ValueError, TemplateError) as error:
-                refusals.append(str(error))
-                continue
-            self._shape = index
-            return stream
-        raise TemplateRefused(refusals[0])
-
-    def _own_formatter(self) -> Any:
-        """The model's own chat template (its GGUF's), as the formatter llama-cpp-python makes of it."""
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        template = self.llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise TemplateRefused("the model file carries no chat template of its own")
-        eos, bos = self.llm.token_eos(), self.llm.token_bos()
-
-        def text(token: int) -> str:
-            return str(self.llm._model.token_get_text(token)) if token != -1 else ""
-
-        return Jinja2ChatFormatter(template, eos_token=text(eos), bos_token=text(bos), stop_token_ids=[eos])
-
     def last_prompt(self, command: dict[str, Any]) -> None:
         """The prompt of the last reply as the model's tokenizer reads it back, special tokens
         included: the text the chat template made."""
@@ -434,78 +353,6 @@ class Worker:
             for text in command["texts"]
         ]
         self.protocol.send("tokens", id=command.get("id"), counts=counts)
-
-
-def _instruct_formatter(template: InstructTemplate) -> Any:
-    """A llama-cpp-python chat formatter that writes the prompt with ``template``."""
-    from llama_cpp.llama_chat_format import ChatFormatterResponse
-
-    def formatter(*, messages: list[Any], **_unused: Any) -> Any:
-        return ChatFormatterResponse(prompt=template.render(messages), stop=template.stop_strings())
-
-    return formatter
-
-
-def _handler(formatter: Any, continue_last: bool) -> Any:
-    """A llama-cpp-python chat handler that writes the prompt with ``formatter``: its streaming,
-    stop strings, grammar and JSON-schema handling stay llama-cpp-python's own.
-
-    ``continue_last``: the last message is an unfinished reply.  The messages before it are
-    written as for a new reply, ending where the assistant's turn begins, and the reply's text
-    follows with no end-of-turn after it, so the model goes on from its last word (SillyTavern's
-    Continue in text-completion mode).
-    """
-    from llama_cpp.llama_chat_format import chat_formatter_to_chat_completion_handler
-
-    def continuing(*, messages: list[Any], **kwargs: Any) -> Any:
-        *before, unfinished = messages
-        response = formatter(messages=before, **kwargs)
-        return replace(response, prompt=response.prompt + str(unfinished.get("content") or ""))
-
-    return chat_formatter_to_chat_completion_handler(continuing if continue_last else formatter)
-
-
-def _counting_llama_class(llama_cpp: Any) -> Any:
-    """A ``Llama`` that counts the prompt and reply tokens of each chat completion exactly, keeps
-    the last prompt, and adds the DRY sampler when asked.
-
-    ``create_chat_completion`` hands the whole tokenized prompt to ``generate``, which yields every
-    sampled token, the end-of-generation token included; that is the only place both are visible.
-    """
-    from llama_cpp import _internals
-
-    class CountingLlama(llama_cpp.Llama):  # type: ignore[misc]
-        counts: list[int]
-        last_prompt: Sequence[int] = ()
-        dry: tuple[float, float, int, int] | None = None
-        """(multiplier, base, allowed length, last n tokens) for the next reply, or None."""
-
-        def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Iterator[int]:
-            self.counts = [len(tokens), 0]
-            self.last_prompt = tokens
-            for token in super().generate(tokens, *args, **kwargs):
-                if not llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
-                    self.counts[1] += 1
-                yield token
-
-        def _init_sampler(self, **options: Any) -> Any:
-            """llama-cpp-python's sampler chain, with DRY after its repetition penalties.
-
-            Its chain has no place for DRY, so the samplers are moved into a new chain with DRY
-            put in after the first (the penalties, first whenever no logits processor is given).
-            """
-            chain = super()._init_sampler(**options)
-            if self.dry is None or options.get("logits_processor") is not None:
-                return chain
-            with_dry = _internals.LlamaSampler()
-            move = llama_cpp.llama_sampler_chain_remove
-            llama_cpp.llama_sampler_chain_add(with_dry.sampler, move(chain.sampler, 0))
-            with_dry.add_dry(self._model, *self.dry, _DRY_BREAKERS)
-            while llama_cpp.llama_sampler_chain_n(chain.sampler) > 0:
-                llama_cpp.llama_sampler_chain_add(with_dry.sampler, move(chain.sampler, 0))
-            return with_dry
-
-    return CountingLlama
 
 
 def main() -> int:

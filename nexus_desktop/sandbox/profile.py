@@ -1,7 +1,7 @@
 """What one contained child may reach: a plain, JSON-ready description the launcher applies.
 
 The profiles themselves are built where their children are known (``modules.runtime``,
-``llm.local``, ``training.jobs``); this module holds the shape and the paths every Python
+``llm.worker_process``, ``training.jobs``); this module holds the shape and the paths every Python
 child needs to run at all.
 """
 

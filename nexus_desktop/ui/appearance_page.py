@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QWidget
 
 from nexus_desktop.ui import theme
+from nexus_desktop.ui.widgets import help_label
 
 if TYPE_CHECKING:
     from nexus_desktop.settings import Settings
@@ -39,7 +40,7 @@ class AppearancePage(QWidget):
             self.theme_box.addItem(caption, key)
         self.theme_box.currentIndexChanged.connect(lambda _index: self._preview_soon())
         form.addRow("Theme", self.theme_box)
-        form.addRow("", _help("Follow the system switches between light and dark with your desktop."))
+        form.addRow("", help_label("Follow the system switches between light and dark with your desktop."))
 
         low, high = theme.FONT_SCALE_RANGE
         self.scale_slider = QSlider(Qt.Orientation.Horizontal)
@@ -57,7 +58,7 @@ class AppearancePage(QWidget):
         row.addWidget(self.scale_slider, 1)
         row.addWidget(self.scale_label)
         form.addRow("Text size", row)
-        form.addRow("", _help("Every text in the app grows or shrinks with it, the chat included."))
+        form.addRow("", help_label("Every text in the app grows or shrinks with it, the chat included."))
 
         # Dragging the slider re-styles the whole app once it rests, not at every step.
         self._preview_timer = QTimer(self)
@@ -101,10 +102,3 @@ class AppearancePage(QWidget):
 
     def _preview_soon(self) -> None:
         self._preview_timer.start()
-
-
-def _help(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("FieldHelp")
-    label.setWordWrap(True)
-    return label

@@ -1,8 +1,9 @@
-"""The chat list: every chat with the open character, the newest first, and a search across all
-chats; opened from the top bar's "Chats" button.
+"""The chat list: every chat with the open character (or of the open group), the newest first,
+and a search across all chats; opened from the top bar's "Chats" button.
 
 Opening a chat or a search result switches the window to it (a result scrolls to its message).
-Rename, branch, export and delete act on the selected chat; Import reads SillyTavern chat files.
+Rename, branch, export and delete act on the selected chat; Import reads SillyTavern chat files
+(into the open group, each line to the member it names, when a group is open).
 Every database step goes through ``core.history`` off the Qt thread (``QueryOp``), and the list
 reloads on ``Change("chats")`` and ``Change("messages")``, whoever made the change.
 """
@@ -55,14 +56,19 @@ class ChatListDialog(QDialog):
         assert window.core is not None
         self.window_ = window
         self.core: AppCore = window.core
-        character = window.chat_view.character
+        character, group = window.chat_view.character, window.chat_view.group
         self.character_id = character.id if character is not None else None
-        self.character_name = character.name if character is not None else ""
+        self.group_id = group.id if group is not None else None
+        self.with_name = character.name if character else group.name if group else ""
+        """Whose chats are listed: the open character's, or group's; every chat when neither is open."""
         self.chats: list[ChatSummary] = []
         self.hits: list[SearchHit] = []
         self._loads = 0
         self.setObjectName("ChatListDialog")
-        self.setWindowTitle(f"Chats with {self.character_name}" if character else "Chats")
+        if character is not None or group is not None:
+            self.setWindowTitle(f"Chats {'with' if character else 'of'} {self.with_name}")
+        else:
+            self.setWindowTitle("Chats")
         self._build()
         self._size_to(window)
         self._search_timer = QTimer(self)
@@ -82,7 +88,10 @@ class ChatListDialog(QDialog):
         title = QLabel(self.windowTitle())
         title.setObjectName("DialogTitle")
         self.import_button = push_button("Import…", icon_name="import")
-        self.import_button.setToolTip("Import SillyTavern chat files (.jsonl) as new chats")
+        self.import_button.setToolTip(
+            "Import SillyTavern chat files (.jsonl) as new chats"
+            + (" of this group: each line goes to the member it names" if self.group_id else "")
+        )
         self.import_button.setAutoDefault(False)
         self.import_button.clicked.connect(self.choose_import)
         header.addWidget(title, 1)
@@ -158,7 +167,9 @@ class ChatListDialog(QDialog):
         history = self.core.history
 
         async def work() -> Any:
-            return await history.search(typed) if typed else await history.chats(self.character_id)
+            if typed:
+                return await history.search(typed)
+            return await history.chats(self.character_id, self.group_id)
 
         def show(result: Any) -> None:
             if load == self._loads:
@@ -186,14 +197,14 @@ class ChatListDialog(QDialog):
         self.list.clear()
         for hit in hits:
             target = (hit.character_id, hit.chat_id, hit.message_id)
-            self._add_row(hit.chat_title, hit.character_name, hit.snippet, target)
+            self._add_row(hit.chat_title, hit.with_label, hit.snippet, target)
         if hits:
             self.list.setCurrentRow(0)
         found = f"{len(hits)} MESSAGE{'' if len(hits) == 1 else 'S'} FOUND" if hits else "NOTHING FOUND"
         self.section_label.setText(f"{found} IN ALL CHATS: “{typed.upper()}”")
         self._update_buttons()
 
-    def _add_row(self, title: str, meta: str, detail: str, target: tuple[int, int, int]) -> None:
+    def _add_row(self, title: str, meta: str, detail: str, target: tuple[int | None, int, int]) -> None:
         from nexus_desktop.chat.history import MATCH_MARKS
 
         item = QListWidgetItem(title)
@@ -210,7 +221,8 @@ class ChatListDialog(QDialog):
                 self.list.setCurrentRow(row)
                 return
 
-    def selected(self) -> tuple[int, int, int] | None:
+    def selected(self) -> tuple[int | None, int, int] | None:
+        """(character id, or None for a group's chat; chat id; message id or 0) of the selected row."""
         item = self.list.currentItem()
         return None if item is None else tuple(item.data(TARGET_ROLE))  # type: ignore[return-value]
 
@@ -222,7 +234,7 @@ class ChatListDialog(QDialog):
         for button in (self.open_button, self.rename_button, self.branch_button, self.export_button):
             button.setEnabled(chosen)
         self.delete_button.setEnabled(chosen)
-        self.import_button.setEnabled(self.character_id is not None)
+        self.import_button.setEnabled(self.character_id is not None or self.group_id is not None)
 
     def show_error(self, error: BaseException) -> None:
         from nexus_desktop.ui.chat_view import describe_error
@@ -281,7 +293,7 @@ class ChatListDialog(QDialog):
         item = self.list.currentItem()
         if item is None:
             return
-        name = f"{self.character_name or 'chat'} - {humanized_date(datetime.now(UTC))}.jsonl"
+        name = f"{self.with_name or 'chat'} - {humanized_date(datetime.now(UTC))}.jsonl"
         path, _ = QFileDialog.getSaveFileName(self, "Export chat", str(Path.home() / name), CHAT_FILE_FILTER)
         if path:
             self.export_to(Path(path))
@@ -305,14 +317,14 @@ class ChatListDialog(QDialog):
 
     def import_files(self, paths: list[Path]) -> None:
         """Import each file as a new chat; each says where it went, a bad one says why."""
-        history, fallback = self.core.history, self.character_id
+        history, fallback, group_id = self.core.history, self.character_id, self.group_id
 
         for path in paths:
 
             def done(imported: Any) -> None:
                 self.banners.show_banner("info", imported.describe())
 
-            QueryOp(parent=self, op=history.import_st(path, fallback), success=done).failure(
+            QueryOp(parent=self, op=history.import_st(path, fallback, group_id), success=done).failure(
                 self.show_error
             ).run_in_background()
 
@@ -342,12 +354,17 @@ class ChatListDialog(QDialog):
 
         async def delete() -> None:
             view = window.chat_view
-            if view.chat_id == chat_id and view.character is not None and view.character.id is not None:
-                await view.stop_and_wait()  # its reply would be written to a chat that is gone
+            character, group = view.character, view.group
+            if view.chat_id != chat_id:
                 await history.delete(chat_id)
-                await window.open_chat(view.character.id, None)  # the character's latest, or a new one
-            else:
-                await history.delete(chat_id)
+                return
+            await view.stop_and_wait()  # its reply would be written to a chat that is gone
+            await history.delete(chat_id)
+            # The character's or the group's latest chat, or a new one.
+            if group is not None:
+                await window.group_chats.open_group(group.id)
+            elif character is not None and character.id is not None:
+                await window.open_chat(character.id, None)
 
         self._run(delete())
 
@@ -356,7 +373,7 @@ class ChatListDialog(QDialog):
 
 
 def show_chat_list(window: MainWindow) -> ChatListDialog:
-    """Open the chat list for the window's character (non-modal: the chat stays usable)."""
+    """Open the chat list for the window's character or group (non-modal: the chat stays usable)."""
     dialog = ChatListDialog(window)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.open()

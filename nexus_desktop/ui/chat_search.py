@@ -96,11 +96,11 @@ def open_chat(window: MainWindow, character_id: int | None, chat_id: int, messag
 
 
 def reveal_message(view: ChatView, message_id: int) -> bool:
-    """Scroll the chat to the message, showing earlier pages until it has a widget."""
-    while (widget := next((w for w in view.widgets if w.message.id == message_id), None)) is None:
-        if view.earlier_button.isHidden():
-            return False
-        view.show_earlier()
+    """Scroll the chat to the message, giving it and its neighbours widgets first when it has none
+    (however far up it is, that costs a few widgets, not every message above it)."""
+    widget = view.history.reveal(message_id)
+    if widget is None:
+        return False
 
     def scroll() -> None:
         if shiboken6.isValid(widget):

@@ -174,7 +174,7 @@ class ReplyStreaming:
             return
         from nexus_desktop.ui.message_widget import MessageWidget
 
-        if not isinstance(last, MessageWidget) or last.message.position == 0:
+        if not isinstance(last, MessageWidget) or last.message.is_greeting:
             self.composer.show_hint("There is no reply to regenerate yet; send a message first.")
             return
         if not await self._model_ready():

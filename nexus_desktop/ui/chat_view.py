@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from nexus_desktop.ui.chat_stream import FIRST_MESSAGE_INDEX, FLUSH_INTERVAL_MS, ReplyStreaming
+from nexus_desktop.ui.chat_stream import FLUSH_INTERVAL_MS, ReplyStreaming
 from nexus_desktop.ui.chat_writing import WritingActions
 from nexus_desktop.ui.composer import Composer
 from nexus_desktop.ui.layouts import tight
@@ -302,16 +302,9 @@ class ChatView(ReplyStreaming, WritingActions, QWidget):
         self.history.shown(messages)
 
     def show_earlier(self) -> None:
-        """Add the previous page of messages above the ones shown."""
-        split = max(0, len(self._earlier) - PAGE_SIZE)
-        page, self._earlier = self._earlier[split:], self._earlier[:split]
-        self._stick_to_bottom = False
-        for offset, message in enumerate(page):
-            widget = self._make_widget(message)
-            self.column.insertWidget(FIRST_MESSAGE_INDEX + offset, widget)
-            self.widgets.insert(offset, widget)
-        self._update_earlier_button()
-        self._refresh_last()
+        """Add the previous page of messages above the ones shown, a few per event-loop turn (as
+        scrolling up does), so a page never stalls the window."""
+        self.history.load_earlier(PAGE_SIZE)
 
     def _update_earlier_button(self) -> None:
         self.earlier_button.setText(f"Show {min(PAGE_SIZE, len(self._earlier))} earlier messages")

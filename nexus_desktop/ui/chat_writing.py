@@ -151,7 +151,7 @@ class WritingActions:
         """Stream the text into the message box; at the end leave it there in place of ``typed``
         (what the box held), or give ``typed`` back when nothing came."""
         from nexus_desktop.chat.events import GovernorNotice, HistoryTrimmed, Impersonated, ReplyToken
-        from nexus_desktop.ui.message_widget import streamed_reply
+        from nexus_desktop.chat.model_output import streamed_reply
         from nexus_desktop.ui.writing_bar import replace_text
 
         box = self.composer.input

@@ -278,6 +278,15 @@ class GroupChats(QObject):
         """Show the group's latest chat (a new one when ``new``)."""
         await self._open(lambda: self.core.groups.open_chat(group_id, new=new))
 
+    async def reopen_last(self) -> bool:
+        """At start: open the group whose chat was open last; False when that was a character's
+        chat (or the group is gone)."""
+        group_id = self.core.settings.last_group_id
+        if group_id is None or all(g.id != group_id for g in self.groups):
+            return False
+        await self.open_group(group_id)
+        return True
+
     async def open_group_chat(self, chat_id: int) -> None:
         """Show this chat of a group (a branch of one, say)."""
         await self._open(lambda: self.core.history.open(chat_id))
@@ -295,6 +304,9 @@ class GroupChats(QObject):
         if load == view._load_seq and group is not None:  # else another chat was picked meanwhile
             view.show_chat(chat.id, messages, persona, group=group)
             self.show_rows()  # its row selected
+            settings = self.core.settings
+            if settings.last_group_id != group.id:  # reopened at start
+                await self.core.update_settings(settings.model_copy(update={"last_group_id": group.id}))
 
     def _new_chat(self) -> None:
         group = self.window.chat_view.group

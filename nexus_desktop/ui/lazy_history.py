@@ -11,6 +11,8 @@ in the background.
 
 ``ChatView`` keeps ``_earlier`` (older messages without widgets) and ``widgets``; ``later`` is
 the part kept here.  Anything that adds at the bottom (a reply) calls ``show_newest()`` first.
+The "Show earlier messages" button asks for a page (``load_earlier``) and gets it the same way,
+a few messages per turn; a search result far up gets widgets around it (``reveal``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ OPEN_NEWEST = 200
 MOST_SHOWN = 60
 STEP_SECONDS = 0.012
 """How long one event-loop turn may spend adding messages while the view is near an end."""
+REVEAL_AROUND = 8
+"""A message revealed far from those shown gets widgets with this many before it and after it."""
 
 
 def _read_earlier(store: Store, chat_id: int, before: int) -> list[Message]:
@@ -63,6 +67,8 @@ class LazyHistory(QObject):
         self.view = view
         self.later: list[Message] = []
         """Newer messages than those shown, when the user has scrolled far up."""
+        self._wanted = 0
+        """Earlier messages asked for (``load_earlier``) and not added yet."""
         self._fetching: int | None = None  # the chat whose earlier messages are being fetched
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -72,7 +78,7 @@ class LazyHistory(QObject):
 
     def shown(self, messages: list[Message]) -> None:
         """The view shows these messages afresh (the newest of them have widgets)."""
-        self.later = []
+        self.later, self._wanted = [], 0
         chat_id = self.view.chat_id
         if messages and messages[0].position > 0 and chat_id is not None and self._fetching != chat_id:
             self._fetch_earlier(chat_id, messages[0].position)
@@ -82,6 +88,36 @@ class LazyHistory(QObject):
         if self.later:
             view = self.view
             view._show_messages([*view._earlier, *(w.message for w in view.widgets), *self.later])
+
+    def load_earlier(self, count: int) -> None:
+        """Add ``count`` earlier messages above those shown, a few per event-loop turn; the view
+        stays at the top meanwhile (where the button that asks for them is), so they are what it
+        shows, and then loads on as scrolling up does."""
+        self._wanted = count
+        self._bar().setValue(0)
+        self._timer.start()
+
+    def reveal(self, message_id: int) -> ChatItem | None:
+        """The message's widget; a message without one gets widgets around it first (those shown
+        give theirs back and wait as when scrolled away).  None when the view does not hold it."""
+        view = self.view
+        widget = next((w for w in view.widgets if w.message.id == message_id), None)
+        if widget is not None:
+            return widget
+        messages = [*view._earlier, *(w.message for w in view.widgets), *self.later]
+        index = next((i for i, m in enumerate(messages) if m.id == message_id), None)
+        if index is None:
+            return None
+        for shown in list(view.widgets):
+            self._give_back(shown)
+        start, end = max(0, index - REVEAL_AROUND), index + REVEAL_AROUND + 1
+        view._earlier, self.later = messages[:start], messages[end:]
+        for message in messages[start:end]:
+            self._insert(len(view.widgets), view._make_widget(message))
+        view._stick_to_bottom = False
+        view._refresh_last()
+        view._update_earlier_button()
+        return view.widgets[index - start]
 
     # Fetching what the chat opened without ------------------------------------------------------
 
@@ -119,27 +155,32 @@ class LazyHistory(QObject):
         bar = self._bar()
         if self.later:
             self.view._stick_to_bottom = False  # the bottom shown is not the chat's end
-        near_top = value < bar.pageStep() and bool(self.view._earlier)
+        wants_earlier = (value < bar.pageStep() or self._wanted > 0) and bool(self.view._earlier)
         near_bottom = value > bar.maximum() - bar.pageStep() and bool(self.later)
-        if near_top or near_bottom:
+        if wants_earlier or near_bottom:
             self._timer.start()
 
     def _step(self) -> None:
         """Add messages at the end the view is near for up to ``STEP_SECONDS`` (a widget takes a
-        few milliseconds to build: the next turn goes on), keeping what is on screen in place."""
+        few milliseconds to build: the next turn goes on), keeping what is on screen in place
+        (or, while a page asked for comes in, the view at the top)."""
         view, bar = self.view, self._bar()
-        anchor = self._anchor()
+        pinned = self._wanted > 0  # a page asked for (``load_earlier``): the view stays at the top
+        anchor = None if pinned else self._anchor()
         offset = anchor.y() - bar.value() if anchor is not None else 0
         deadline = time.perf_counter() + STEP_SECONDS
         near_top = bar.value() < bar.pageStep()
         near_bottom = bar.value() > bar.maximum() - bar.pageStep()
         while time.perf_counter() < deadline:
-            if near_top and view._earlier:
+            if (near_top or self._wanted > 0) and view._earlier:
                 self._add_earlier()
+                self._wanted = max(0, self._wanted - 1)
             elif near_bottom and self.later and not near_top:
                 self._add_later()
             else:
                 break
+        if not view._earlier:
+            self._wanted = 0  # the chat's first message is shown
         view._refresh_last()
         view._update_earlier_button()
         if anchor is not None and anchor in view.widgets:

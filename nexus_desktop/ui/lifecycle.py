@@ -68,8 +68,6 @@ class Application:
         self._tasks.append(asyncio.ensure_future(self.start()))
 
     async def start(self) -> None:
-        from nexus_desktop.ui.tray import Tray
-
         try:
             self.core = await asyncio.to_thread(create_core)
         except Exception as error:
@@ -82,6 +80,8 @@ class Application:
             self.window.status_line.set_state("error", "Start-up failed")
             self.window.chat_view.stop_waiting_for_chat()
             return
+        from nexus_desktop.ui.tray import Tray  # after the first paints: nothing waits on it before
+
         self.tray = Tray.create(self.window, self.quit)
         self.window.set_tray(self.tray)
         await self.window.attach(self.core)

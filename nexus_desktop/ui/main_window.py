@@ -240,10 +240,11 @@ class MainWindow(QMainWindow):
         self.group_chats = GroupChats(self, core)  # group chats: sidebar rows, member bar, opening
         await self.refresh_characters(select_id=core.settings.last_character_id)
         try:
-            if self.sidebar.current_id() is None:
-                await self.show_first_character()
-            else:
-                await self._show_character(self.sidebar.current_id() or 0)
+            if not await self.group_chats.reopen_last():  # a group's chat, when that was open last
+                if self.sidebar.current_id() is None:
+                    await self.show_first_character()
+                else:
+                    await self._show_character(self.sidebar.current_id() or 0)
         finally:
             self.chat_view.stop_waiting_for_chat()
         self.refresh_models()
@@ -337,9 +338,10 @@ class MainWindow(QMainWindow):
             return
         self.top_bar.set_character(character.name, character.avatar, snippet(character) or "Character")
         await self.chat_view.open_character(character, new_chat=new_chat, chat_id=chat_id)
-        if self.core.settings.last_character_id != character_id:
-            settings = self.core.settings.model_copy(update={"last_character_id": character_id})
-            await self.core.update_settings(settings)
+        settings = self.core.settings
+        if settings.last_character_id != character_id or settings.last_group_id is not None:
+            opened = {"last_character_id": character_id, "last_group_id": None}  # reopened at start
+            await self.core.update_settings(settings.model_copy(update=opened))
 
     def _new_chat(self) -> None:
         current = self.sidebar.current_id()

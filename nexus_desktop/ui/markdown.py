@@ -203,7 +203,15 @@ class _Writer:
         self._open(token.tag, "margin-top:4px; margin-bottom:0", f' start="{start}"' if start else "")
 
     def _blockquote(self, token: Token) -> None:
-        self._open("blockquote", f"margin-left:16px; margin-right:0; color:{self.colors.action}")
+        # Qt's rich text draws no border beside a block: a thin coloured cell is the quote's bar.
+        top = "0" if self.first_block else "8px"
+        self.out.append(
+            f'<table cellspacing="0" cellpadding="0" style="margin-top:{top}; margin-bottom:0"><tr>'
+            f'<td width="3" bgcolor="{self.colors.border}"></td>'
+            f'<td style="padding-left:10px; color:{self.colors.muted}">'
+        )
+        self.closers.append("</td></tr></table>")
+        self.first_block = True  # the quote's first paragraph starts at the bar's top
 
     def _code(self, token: Token) -> None:
         code = token.content[:-1] if token.content.endswith("\n") else token.content

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from nexus_desktop.chat.pipeline import strip_speaker
+from nexus_desktop.chat.model_output import streamed_reply
 from nexus_desktop.ui import icons, theme
 from nexus_desktop.ui.message_edit import DeleteConfirm, EditsInPlace, InlineEdit
 from nexus_desktop.ui.message_text import MessageText
@@ -47,16 +47,6 @@ def format_stats(stats: dict[str, Any] | None) -> str:
     elif reason == "length":
         pieces.append("hit max tokens")
     return " · ".join(pieces)
-
-
-def streamed_reply(text: str, speaker: str) -> str:
-    """What to show of a reply being written: without the "Vega:" the saved reply loses
-    (``chat.pipeline.strip_speaker``), and nothing while only the start of it ("Ve") is in."""
-    head = text.lstrip()
-    prefix = f"{speaker}:"
-    if len(head) < len(prefix) and prefix.startswith(head):
-        return ""
-    return strip_speaker(text, speaker)
 
 
 def local_time(created: datetime | None) -> str:
@@ -238,7 +228,7 @@ class MessageWidget(EditsInPlace, QWidget):
         self.rate_up_button.setChecked(rating == 1)
         self.rate_down_button.setChecked(rating == -1)
         # Greetings come from the card, not the model: there is nothing to rate.
-        can_rate = self.role == "assistant" and message.id is not None and message.position > 0
+        can_rate = self.role == "assistant" and message.id is not None and not message.is_greeting
         self.rate_up_button.setVisible(can_rate)
         self.rate_down_button.setVisible(can_rate)
         self.hide_button.setVisible(message.id is not None)
@@ -313,7 +303,7 @@ class MessageWidget(EditsInPlace, QWidget):
         if self._writing_alternative:  # the one being written is the last, and the one shown
             count += 1
             index = count - 1
-        can_regenerate = self._swipeable and self.message.position > 0
+        can_regenerate = self._swipeable and not self.message.is_greeting
         show = self.role == "assistant" and self._swipeable and (count > 1 or can_regenerate)
         for widget in self.swipe_widgets:
             widget.setVisible(show)

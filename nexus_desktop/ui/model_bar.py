@@ -6,14 +6,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from nexus_desktop.ui import icons
 from nexus_desktop.ui.theme import COLORS, STATUS_LINE_HEIGHT, TOP_BAR_HEIGHT, appearance_changed, font_scale
 from nexus_desktop.ui.widgets import Avatar, ElidedLabel, icon_button, push_button, set_style_property
 
 if TYPE_CHECKING:
-    from PySide6.QtGui import QResizeEvent
+    from PySide6.QtGui import QPaintEvent, QResizeEvent
 
     from nexus_desktop.settings import Settings
 
@@ -98,6 +108,21 @@ class ModelPicker(QComboBox):
         self._current_index = selected
         self.setCurrentIndex(selected)
         self.blockSignals(False)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        """The model's name ends in "…" when the picker is narrow (the styled box would cut it)."""
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        room = field.width() - (option.iconSize.width() + 4 if not option.currentIcon.isNull() else 0)
+        option.currentText = self.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideRight, max(0, room)
+        )
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
     def restore(self) -> None:
         """Back to the model in use, e.g. after the file dialog was cancelled."""

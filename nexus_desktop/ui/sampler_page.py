@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -22,27 +21,29 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
-    QLineEdit,
-    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from nexus_desktop.chat.presets import clean_name, free_name, import_sillytavern_preset
-from nexus_desktop.llm.templates import (
-    KNOWN_TEMPLATES,
-    TEMPLATE_LABELS,
-    InstructTemplate,
-    TemplateChoice,
-    from_one_line,
-    one_line,
-)
 from nexus_desktop.settings import Samplers
 from nexus_desktop.ui.chat_view import describe_error
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.widgets import BannerArea, push_button
+from nexus_desktop.ui.sampler_fields import (
+    DRY_FIELDS,
+    MIROSTAT,
+    MIROSTAT_MODES,
+    REPETITION,
+    SAMPLING,
+    Row,
+    bounds,
+    number_box,
+    two_columns,
+)
+from nexus_desktop.ui.slider_field import SliderField
+from nexus_desktop.ui.template_fields import TemplateFields
+from nexus_desktop.ui.widgets import BannerArea, help_label, push_button
 
 if TYPE_CHECKING:
     from nexus_desktop.chat.presets import ImportedPreset
@@ -53,105 +54,6 @@ NO_PRESET = "No preset"
 MAX_CONTEXT = 262144
 SHOWN_IGNORED_KEYS = 8
 PRESET_FILTER = "SillyTavern presets (*.json);;All files (*)"
-
-Row = tuple[str, str, int, float, str]
-"""(field, label, decimals, step, what it does) of one number box."""
-SAMPLING: tuple[Row, ...] = (
-    ("temperature", "Temperature", 2, 0.05, "Higher is more creative, lower more focused; 0 is greedy"),
-    ("top_p", "Top-p", 2, 0.01, "Keep the likeliest words that together reach this probability; 1 is off"),
-    ("min_p", "Min-p", 2, 0.01, "Drop words less likely than this share of the likeliest one; 0 is off"),
-    ("top_k", "Top-k", 0, 1, "Keep only this many of the likeliest words; 0 is off, 1 picks the likeliest"),
-    ("typical_p", "Typical-p", 2, 0.01, "Prefer words about as surprising as usual; 1 is off"),
-)
-REPETITION: tuple[Row, ...] = (
-    ("repeat_penalty", "Repetition penalty", 2, 0.05, "Make words already used less likely; 1 is off"),
-    ("presence_penalty", "Presence penalty", 2, 0.05, "Make any word already used less likely; 0 is off"),
-    (
-        "frequency_penalty",
-        "Frequency penalty",
-        2,
-        0.05,
-        "The more a word was used, the less likely; 0 is off",
-    ),
-    ("dry_multiplier", "DRY multiplier", 2, 0.1, "How hard DRY pushes against repeated phrases; 0 is off"),
-    ("dry_base", "DRY base", 2, 0.05, "How fast DRY's push grows with the length of the repeat"),
-    ("dry_allowed_length", "DRY allowed length", 0, 1, "Repeats up to this many tokens are left alone"),
-)
-MIROSTAT: tuple[Row, ...] = (
-    ("mirostat_tau", "Mirostat tau", 2, 0.1, "The surprise Mirostat aims for; lower is more focused"),
-    ("mirostat_eta", "Mirostat eta", 2, 0.01, "How fast Mirostat adapts"),
-)
-MIROSTAT_MODES = (("Off", 0), ("Mirostat", 1), ("Mirostat 2.0", 2))
-DRY_FIELDS = ("dry_multiplier", "dry_base", "dry_allowed_length")
-ROLES = (("system", "System"), ("user", "User"), ("assistant", "Assistant"))
-
-
-def bounds(field: str) -> tuple[float, float]:
-    """The ``ge``/``le`` limits ``Samplers`` puts on ``field``."""
-    low, high = -1e9, 1e9
-    for rule in Samplers.model_fields[field].metadata:
-        low, high = getattr(rule, "ge", low), getattr(rule, "le", high)
-    return low, high
-
-
-def help_label(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("FieldHelp")
-    label.setWordWrap(True)
-    return label
-
-
-def two_columns(grid: QGridLayout, pairs: Sequence[tuple[str, QWidget]]) -> None:
-    """Lay ``(label, field)`` pairs out two to a line, labels tied to their fields."""
-    for index, (text, field) in enumerate(pairs):
-        label = QLabel(text)
-        label.setBuddy(field)
-        row, column = divmod(index, 2)
-        grid.addWidget(label, row, column * 2)
-        grid.addWidget(field, row, column * 2 + 1)
-    grid.setColumnStretch(1, 1)
-    grid.setColumnStretch(3, 1)
-
-
-class SliderField(QWidget):
-    """A slider for quick moves and a number box for exact values, kept in step.  The box holds
-    the value, so a value past the slider's end is kept, not cut."""
-
-    def __init__(self, name: str, low: int, high: int, step: int) -> None:
-        super().__init__()
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setAccessibleName(f"{name} slider")
-        self.slider.setRange(low, high)
-        self.slider.setSingleStep(step)
-        self.slider.setPageStep(step * 4)
-        self.box = QSpinBox()
-        self.box.setAccessibleName(name)
-        self.box.setRange(low, high)
-        self.box.setSingleStep(step)
-        self.box.setSuffix(" tokens")
-        self.slider.valueChanged.connect(self.box.setValue)
-        self.box.valueChanged.connect(lambda _value: self._follow_box())
-        row.addWidget(self.slider, 1)
-        row.addWidget(self.box)
-
-    def value(self) -> int:
-        return self.box.value()
-
-    def set_value(self, value: int) -> None:
-        self.box.setValue(value)
-
-    def set_slider_end(self, high: int) -> None:
-        self.slider.blockSignals(True)  # a shorter slider must not shorten the value
-        self.slider.setMaximum(max(self.slider.minimum(), high))
-        self.slider.blockSignals(False)
-        self._follow_box()
-
-    def _follow_box(self) -> None:
-        self.slider.blockSignals(True)
-        self.slider.setValue(self.box.value())
-        self.slider.blockSignals(False)
 
 
 class SamplerPage(QWidget):
@@ -262,23 +164,10 @@ class SamplerPage(QWidget):
 
     def _boxes(self, rows: Sequence[Row]) -> list[tuple[str, QWidget]]:
         pairs: list[tuple[str, QWidget]] = []
-        for field, label, decimals, step, tip in rows:
-            low, high = bounds(field)
-            box: QDoubleSpinBox | QSpinBox
-            if decimals == 0:
-                box = QSpinBox()
-                box.setRange(int(low), int(high))
-                box.setSingleStep(int(step))
-                box.setSpecialValueText("Off" if low == 0 else "")
-            else:
-                box = QDoubleSpinBox()
-                box.setDecimals(decimals)
-                box.setRange(low, high)
-                box.setSingleStep(step)
-            box.setToolTip(tip)
-            box.setAccessibleName(label)
-            self.fields[field] = box
-            pairs.append((label, box))
+        for row in rows:
+            box = number_box(row)
+            self.fields[row[0]] = box
+            pairs.append((row[1], box))
         return pairs
 
     # Data ---------------------------------------------------------------------------------
@@ -476,77 +365,3 @@ class SamplerPage(QWidget):
             self.fields[field].setEnabled(usable)
         # A DRY value from a preset stays changeable, so it can be set back to off.
         self.fields["dry_multiplier"].setEnabled(usable or self.fields["dry_multiplier"].value() > 0)
-
-
-class TemplateFields(QGroupBox):
-    """The prompt template: the model's own, a known family (its text shown read-only), or the
-    user's own text before and after each role's message, one line each with \\n for a new line."""
-
-    def __init__(self) -> None:
-        super().__init__("Prompt template")
-        layout = QVBoxLayout(self)
-        self.choice = QComboBox()
-        self.choice.setAccessibleName("Prompt template")
-        self.choice.setToolTip("How the conversation is written out for a local model")
-        for key, label in TEMPLATE_LABELS.items():
-            self.choice.addItem(label, key)
-        self.choice.currentIndexChanged.connect(lambda _index: self._show_choice())
-        layout.addWidget(self.choice)
-        self.note = help_label("")
-        layout.addWidget(self.note)
-        self.parts_box = QWidget()
-        grid = QGridLayout(self.parts_box)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(help_label("Before the message"), 0, 1)
-        grid.addWidget(help_label("After the message"), 0, 2)
-        self.parts: dict[str, QLineEdit] = {}
-        for row, (role, caption) in enumerate(ROLES, start=1):
-            grid.addWidget(QLabel(caption), row, 0)
-            for column, (side, where) in enumerate((("prefix", "before"), ("suffix", "after")), start=1):
-                edit = QLineEdit()
-                edit.setAccessibleName(f"{caption} {side}")
-                edit.setToolTip(f"Written {where} each {caption.lower()} message; \\n is a new line")
-                edit.textEdited.connect(lambda _text: self._keep_custom())
-                self.parts[f"{role}_{side}"] = edit
-                grid.addWidget(edit, row, column)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(2, 1)
-        layout.addWidget(self.parts_box)
-        self._custom = InstructTemplate()
-        self._remote = False
-
-    def load(self, choice: TemplateChoice, custom: InstructTemplate) -> None:
-        self._custom = custom
-        self.choice.setCurrentIndex(self.choice.findData(choice))
-        self._show_choice()
-
-    def values(self) -> tuple[TemplateChoice, InstructTemplate]:
-        return self.choice.currentData(), self._custom
-
-    def set_remote(self, remote: bool) -> None:
-        self._remote = remote
-        self.choice.setEnabled(not remote)
-        self._show_choice()
-
-    def _show_choice(self) -> None:
-        choice = self.choice.currentData()
-        shown = KNOWN_TEMPLATES.get(choice, self._custom)
-        for field, edit in self.parts.items():
-            edit.setText(one_line(getattr(shown, field)))
-            edit.setReadOnly(choice != "custom")
-        self.parts_box.setVisible(choice != "model" and not self._remote)
-        if self._remote:
-            text = "A remote server writes the prompt with its own template; this is for local models."
-        elif choice == "model":
-            text = "The chat template stored in the model file; most models have one."
-        elif choice == "custom":
-            text = "Your own: each message is written between its role's text before and after it."
-        else:
-            text = "For models whose file has no chat template, or a wrong one."
-        self.note.setText(text)
-
-    def _keep_custom(self) -> None:
-        if self.choice.currentData() == "custom":
-            self._custom = InstructTemplate(
-                **{field: from_one_line(edit.text()) for field, edit in self.parts.items()}
-            )

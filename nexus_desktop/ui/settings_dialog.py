@@ -32,8 +32,8 @@ from PySide6.QtWidgets import (
 from nexus_desktop.ui.appearance_page import AppearancePage
 from nexus_desktop.ui.chat_view import describe_error
 from nexus_desktop.ui.ops import QueryOp
-from nexus_desktop.ui.sampler_page import SamplerPage, help_label
-from nexus_desktop.ui.widgets import BannerArea, push_button
+from nexus_desktop.ui.sampler_page import SamplerPage
+from nexus_desktop.ui.widgets import BannerArea, help_label, push_button
 
 if TYPE_CHECKING:
     from nexus_desktop.core import AppCore

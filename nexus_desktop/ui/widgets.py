@@ -1,4 +1,4 @@
-"""Small shared widgets: round avatars, buttons, title blocks and the non-modal banner."""
+"""Small shared widgets: round avatars, buttons, help lines, title blocks and the non-modal banner."""
 
 from __future__ import annotations
 
@@ -169,6 +169,14 @@ def push_button(
         colour = icon_colour or ("#ffffff" if role in ("primary", "stop") else COLORS.text_dim)
         button.setIcon(icons.icon(icon_name, colour, colour))
     return button
+
+
+def help_label(text: str) -> QLabel:
+    """A small, wrapped line of muted text that explains the field above or beside it."""
+    label = QLabel(text)
+    label.setObjectName("FieldHelp")
+    label.setWordWrap(True)
+    return label
 
 
 def title_block(
