@@ -32,6 +32,7 @@ from sqlmodel import Session, col, select
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.changes import Change, Changes
 from nexus_desktop.chat.prompt import substitute
+from nexus_desktop.db.engine import session
 from nexus_desktop.db.store import AsyncStore, NotFoundError
 from nexus_desktop.db.tables import GREETING, Character, Chat, ChatGroup, GroupMember, Message, utcnow
 
@@ -161,10 +162,6 @@ def talkativeness(card: dict[str, Any]) -> float:
 # On the database thread --------------------------------------------------------------------------
 
 
-def _session(engine: Engine) -> Session:
-    return Session(engine, expire_on_commit=False)
-
-
 def _group_row(s: Session, group_id: int) -> ChatGroup:
     row = s.get(ChatGroup, group_id)
     if row is None:
@@ -200,13 +197,13 @@ def _load(s: Session, row: ChatGroup) -> Group:
 
 
 def list_groups(engine: Engine) -> list[Group]:
-    with _session(engine) as s:
+    with session(engine) as s:
         rows = s.exec(select(ChatGroup).order_by(col(ChatGroup.id))).all()
         return [_load(s, row) for row in rows]
 
 
 def get_group(engine: Engine, group_id: int) -> Group:
-    with _session(engine) as s:
+    with session(engine) as s:
         return _load(s, _group_row(s, group_id))
 
 
@@ -221,7 +218,7 @@ def find_group(engine: Engine, name: str) -> Group | None:
 
 def group_of_chat(engine: Engine, chat_id: int) -> Group | None:
     """The group this chat belongs to; None for a character's own chat."""
-    with _session(engine) as s:
+    with session(engine) as s:
         chat = s.get(Chat, chat_id)
         if chat is None:
             raise NotFoundError(f"Chat {chat_id} no longer exists; it may have been deleted.")
@@ -250,7 +247,7 @@ def create_group(
     engine: Engine, name: str, character_ids: Sequence[int], turn_order: str = "natural"
 ) -> Group:
     """A new group of these characters, in this order; its first chat opens with their greetings."""
-    with _session(engine) as s:
+    with session(engine) as s:
         characters = _characters(s, character_ids)
         row = ChatGroup(name=_clean(name, characters, turn_order), turn_order=turn_order)
         s.add(row)
@@ -273,7 +270,7 @@ def update_group(
 ) -> Group:
     """New name, members (in this order; a kept member keeps its mute) and turn order.  Members
     whose character was deleted and are not picked again leave the group."""
-    with _session(engine) as s:
+    with session(engine) as s:
         row = _group_row(s, group_id)
         characters = _characters(s, character_ids)
         row.name, row.turn_order = _clean(name, characters, turn_order), turn_order
@@ -296,7 +293,7 @@ def update_group(
 def set_turn_order(engine: Engine, group_id: int, turn_order: str) -> Group:
     if turn_order not in TURN_ORDERS:
         raise GroupError(f"The turn order is one of {', '.join(TURN_ORDERS)}, not {turn_order!r}.")
-    with _session(engine) as s:
+    with session(engine) as s:
         row = _group_row(s, group_id)
         row.turn_order, row.updated_at = turn_order, utcnow()
         s.add(row)
@@ -306,7 +303,7 @@ def set_turn_order(engine: Engine, group_id: int, turn_order: str) -> Group:
 
 def set_muted(engine: Engine, group_id: int, character_id: int, muted: bool) -> Group:
     """Mute a member (every turn order skips it; it still speaks when asked to) or unmute it."""
-    with _session(engine) as s:
+    with session(engine) as s:
         row = _group_row(s, group_id)
         query = select(GroupMember).where(
             GroupMember.group_id == group_id, GroupMember.character_id == character_id
@@ -323,14 +320,14 @@ def set_muted(engine: Engine, group_id: int, character_id: int, muted: bool) -> 
 
 def delete_group(engine: Engine, group_id: int) -> None:
     """Delete the group with its chats and their messages (the database cascades)."""
-    with _session(engine) as s:
+    with session(engine) as s:
         s.delete(_group_row(s, group_id))
         s.commit()
 
 
 def latest_group_chat(engine: Engine, group_id: int) -> Chat:
     """The group's most recently written chat, or a new one when it has none."""
-    with _session(engine) as s:
+    with session(engine) as s:
         query = select(Chat).where(Chat.group_id == group_id)
         chat = s.exec(query.order_by(col(Chat.updated_at).desc(), col(Chat.id).desc())).first()
         if chat is not None:
@@ -341,7 +338,7 @@ def latest_group_chat(engine: Engine, group_id: int) -> Chat:
 
 
 def new_group_chat(engine: Engine, group_id: int) -> Chat:
-    with _session(engine) as s:
+    with session(engine) as s:
         chat = _add_chat(s, _load(s, _group_row(s, group_id)))
         s.commit()
         return chat

@@ -27,6 +27,7 @@ from nexus_desktop.chat.groups import Group, find_group, get_group
 from nexus_desktop.chat.personas import find_persona, persona_for_chat
 from nexus_desktop.chat.st_chat import CHARACTER, StChat, read_st_chat, write_st_chat
 from nexus_desktop.chat.writing import note_from_st, note_to_st
+from nexus_desktop.db.engine import session
 from nexus_desktop.db.store import AsyncStore, NotFoundError
 from nexus_desktop.db.tables import GREETING, Character, Chat, ChatGroup, Message, utcnow
 
@@ -134,10 +135,6 @@ def fts_query(typed: str) -> str | None:
     return " ".join(f'"{word}"*' for word in words) or None
 
 
-def _session(engine: Engine) -> Session:
-    return Session(engine, expire_on_commit=False)
-
-
 # On the database thread ------------------------------------------------------------------------
 
 
@@ -173,7 +170,7 @@ def list_chats(
     if chat_id is not None:
         query = query.where(Chat.id == chat_id)
     query = query.order_by(col(Chat.updated_at).desc(), col(Chat.id).desc())
-    with _session(engine) as s:
+    with session(engine) as s:
         rows = s.exec(query).all()
     return [_summary(chat, with_name, number, last) for chat, with_name, number, last in rows]
 
@@ -211,7 +208,7 @@ def _chat(s: Session, chat_id: int) -> Chat:
 
 
 def open_chat(engine: Engine, chat_id: int) -> tuple[Chat, list[Message]]:
-    with _session(engine) as s:
+    with session(engine) as s:
         chat = _chat(s, chat_id)
         query = select(Message).where(Message.chat_id == chat_id).order_by(col(Message.position))
         return chat, list(s.exec(query))
@@ -223,7 +220,7 @@ def rename_chat(engine: Engine, chat_id: int, title: str) -> Chat:
         raise ValueError("Give the chat a title; it cannot be empty.")
     if len(title) > MAX_TITLE_LENGTH:
         raise ValueError(f"Keep the chat's title to {MAX_TITLE_LENGTH} characters or fewer.")
-    with _session(engine) as s:
+    with session(engine) as s:
         chat = _chat(s, chat_id)
         chat.title = title
         s.add(chat)
@@ -233,7 +230,7 @@ def rename_chat(engine: Engine, chat_id: int, title: str) -> Chat:
 
 def delete_chat(engine: Engine, chat_id: int) -> Chat:
     """Delete the chat and its messages (the database cascades); returns what was deleted."""
-    with _session(engine) as s:
+    with session(engine) as s:
         chat = _chat(s, chat_id)
         s.delete(chat)
         s.commit()
@@ -242,7 +239,7 @@ def delete_chat(engine: Engine, chat_id: int) -> Chat:
 
 def branch_chat(engine: Engine, message_id: int) -> Chat:
     """A new chat holding copies of the messages up to and including ``message_id``."""
-    with _session(engine) as s:
+    with session(engine) as s:
         message = s.get(Message, message_id)
         if message is None:
             raise NotFoundError(
@@ -275,7 +272,7 @@ def branch_chat(engine: Engine, message_id: int) -> Chat:
 
 def branch_whole_chat(engine: Engine, chat_id: int) -> Chat:
     """A new chat holding copies of every message of this one (a branch from its last message)."""
-    with _session(engine) as s:
+    with session(engine) as s:
         _chat(s, chat_id)
         query = select(Message.id).where(Message.chat_id == chat_id).order_by(col(Message.position).desc())
         last = s.exec(query.limit(1)).first()
@@ -311,7 +308,7 @@ def search_messages(
         "SELECT rowid, snippet(message_fts, 0, :open, :close, '…', 16) FROM message_fts "
         "WHERE message_fts MATCH :query ORDER BY rank LIMIT :limit"
     )
-    with _session(engine) as s:
+    with session(engine) as s:
         found = s.connection().execute(
             matches, {"open": marks[0], "close": marks[1], "query": query, "limit": limit}
         )
@@ -341,7 +338,7 @@ def search_messages(
 
 def st_chat_for_export(engine: Engine, chat_id: int) -> StChat:
     chat, messages = open_chat(engine, chat_id)
-    with _session(engine) as s:
+    with session(engine) as s:
         character = s.get(Character, chat.character_id) if chat.character_id is not None else None
         group = s.get(ChatGroup, chat.group_id) if chat.group_id is not None else None
     if group is not None:
@@ -384,7 +381,7 @@ def save_imported_chat(
                 f"No character named {chat.character_name}" if chat.character_name else "The file names none"
             )
             raise LookupError(f"{named}; choose the character to import the chat into.")
-        with _session(engine) as s:
+        with session(engine) as s:
             character = s.get(Character, fallback_character_id)
         if character is None:
             raise NotFoundError("That character no longer exists; choose another one.")
@@ -424,7 +421,7 @@ def _save_chat(engine: Engine, chat: StChat, row: Chat) -> Chat:
     row.created_at = chat.created_at or utcnow()
     for name, value in note_from_st(chat.metadata).items():
         setattr(row, name, value)
-    with _session(engine) as s:
+    with session(engine) as s:
         s.add(row)
         s.flush()
         assert row.id is not None
@@ -437,7 +434,7 @@ def _character_named(engine: Engine, name: str) -> Character | None:
     """The character with this name, matching case only when there is no exact match."""
     if not name.strip():
         return None
-    with _session(engine) as s:
+    with session(engine) as s:
         exact = s.exec(select(Character).where(Character.name == name)).first()
         return exact or s.exec(select(Character).where(func.lower(Character.name) == name.lower())).first()
 

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from nexus_desktop.changes import Change, Changes
+from nexus_desktop.db.engine import session
 from nexus_desktop.db.store import AsyncStore, NotFoundError
 from nexus_desktop.db.tables import Chat, Persona, utcnow
 
@@ -59,10 +60,6 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
-def _session(engine: Engine) -> Session:
-    return Session(engine, expire_on_commit=False)
-
-
 def _get(s: Session, persona_id: int) -> Persona:
     persona = s.get(Persona, persona_id)
     if persona is None:
@@ -90,20 +87,20 @@ def _default(s: Session) -> Persona | None:
 
 def list_personas(engine: Engine) -> list[Persona]:
     """Every persona, the default first, then in the order they were made."""
-    with _session(engine) as s:
+    with session(engine) as s:
         query = select(Persona).order_by(col(Persona.is_default).desc(), col(Persona.id))
         return list(s.exec(query))
 
 
 def find_persona(engine: Engine, name: str) -> Persona | None:
-    with _session(engine) as s:
+    with session(engine) as s:
         return s.exec(select(Persona).where(func.lower(Persona.name) == name.strip().lower())).first()
 
 
 def persona_for_chat(engine: Engine, chat_id: int) -> Persona:
     """Who the user is in this chat: its own persona, else the default, else an unsaved persona
     named ``suggested_name()`` (no persona was made yet)."""
-    with _session(engine) as s:
+    with session(engine) as s:
         chat = s.get(Chat, chat_id)
         if chat is None:
             raise NotFoundError(f"Chat {chat_id} no longer exists.")
@@ -121,7 +118,7 @@ def add_persona(
 ) -> Persona:
     """A new persona; the first one, or one made with ``make_default``, becomes the default."""
     name = clean_name(name)
-    with _session(engine) as s:
+    with session(engine) as s:
         _check_unique(s, name)
         current = _default(s)
         if current is not None and make_default:
@@ -139,7 +136,7 @@ def update_persona(
     engine: Engine, persona_id: int, name: str, description: str, avatar: bytes | None
 ) -> Persona:
     name = clean_name(name)
-    with _session(engine) as s:
+    with session(engine) as s:
         persona = _get(s, persona_id)
         _check_unique(s, name, persona_id)
         persona.name, persona.description, persona.avatar = name, description.strip(), avatar
@@ -150,7 +147,7 @@ def update_persona(
 
 
 def set_default_persona(engine: Engine, persona_id: int) -> Persona:
-    with _session(engine) as s:
+    with session(engine) as s:
         persona = _get(s, persona_id)
         current = _default(s)
         if current is not None and current.id != persona_id:
@@ -165,7 +162,7 @@ def set_default_persona(engine: Engine, persona_id: int) -> Persona:
 
 def delete_persona(engine: Engine, persona_id: int) -> int:
     """Delete a persona that is not the default; returns how many chats now speak as the default."""
-    with _session(engine) as s:
+    with session(engine) as s:
         persona = _get(s, persona_id)
         if persona.is_default:
             raise PersonaError(
@@ -184,7 +181,7 @@ def delete_persona(engine: Engine, persona_id: int) -> int:
 
 def set_chat_persona(engine: Engine, chat_id: int, persona_id: int) -> Persona:
     """Speak as ``persona_id`` in this chat from now on (earlier messages are shown with it too)."""
-    with _session(engine) as s:
+    with session(engine) as s:
         persona = _get(s, persona_id)
         chat = s.get(Chat, chat_id)
         if chat is None:

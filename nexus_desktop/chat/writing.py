@@ -19,12 +19,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from nexus_desktop.chat.events import ChatEvent, GovernorNotice, HistoryTrimmed, Impersonated, ReplySaved
 from nexus_desktop.chat.model_output import Generated, stats_record, strip_speaker
 from nexus_desktop.chat.prompt import AuthorNote
 from nexus_desktop.control.governor import budget_cut_text
+from nexus_desktop.db.engine import session
 from nexus_desktop.db.store import NotFoundError
 from nexus_desktop.db.tables import Chat, Message
 from nexus_desktop.llm.contract import ModelError, Role
@@ -183,7 +183,7 @@ def save_author_note(engine: Engine, chat_id: int, text: str, depth: int, role: 
         )
     if role not in NOTE_ROLES:
         raise ValueError(f"The author's note is sent as one of {', '.join(NOTE_ROLES)}, not {role!r}.")
-    with Session(engine, expire_on_commit=False) as s:
+    with session(engine) as s:
         chat = s.get(Chat, chat_id)
         if chat is None:
             raise NotFoundError(f"Chat {chat_id} no longer exists; it may have been deleted.")
@@ -195,7 +195,7 @@ def save_author_note(engine: Engine, chat_id: int, text: str, depth: int, role: 
 
 def set_hidden(engine: Engine, message_id: int, hidden: bool) -> Message:
     """Hide the message from the prompt (it stays in the chat), or bring it back."""
-    with Session(engine, expire_on_commit=False) as s:
+    with session(engine) as s:
         message = s.get(Message, message_id)
         if message is None:
             raise NotFoundError(f"Message {message_id} no longer exists.")

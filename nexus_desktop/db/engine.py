@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlmodel import create_engine
+from sqlmodel import Session, create_engine
 
 from nexus_desktop.db.migrations import migrate
 
@@ -61,3 +61,8 @@ def open_read_engine(path: Path | str) -> Engine:
     engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
     event.listen(engine, "connect", on_connect)
     return engine
+
+
+def session(engine: Engine) -> Session:
+    """A session whose rows stay readable after commit: they are handed to other threads as values."""
+    return Session(engine, expire_on_commit=False)
