@@ -260,3 +260,35 @@ def test_module_notices_sit_above_the_cards_and_never_cover_one(qtbot: Any, page
     assert len(notices) == 4 and cards
     assert all(not n.intersects(c) for n in notices for c in cards)
     assert max(n.bottom() for n in notices) < min(c.top() for c in cards)
+
+
+def test_at_150_percent_text_in_800x500_nothing_runs_past_the_edges(
+    qtbot: Any, window: Any, core: Any
+) -> None:
+    from nexus_desktop.ui.theme import set_appearance
+
+    chat = window.chat_view
+    stats = {"tokens_per_second": 38.4, "context_used": 663, "context_size": 4096, "model": "SmolLM2"}
+    reply = run(qtbot, core.db.call(core.store.add_message, chat.chat_id, "assistant", "Course set.", stats))
+    run(qtbot, core.db.call(core.store.add_swipe, reply.id, "Course plotted.", stats))
+    sidebar = window.sidebar
+    buttons = [sidebar.new_button, sidebar.import_button, sidebar.export_button, sidebar.delete_button]
+
+    def text_fits(button: Any) -> bool:
+        room = button.width() - button.iconSize().width() - 16
+        return button.fontMetrics().horizontalAdvance(button.text()) <= room
+
+    def chat_fits() -> bool:  # the message column is no wider than what the window shows of it
+        return chat.scroll_area.widget().width() <= chat.scroll_area.viewport().width()
+
+    try:
+        for scale, captions in ((100, True), (150, False)):  # positive control: captions at 100%
+            set_appearance("dark", scale)
+            resize(qtbot, window, 800, 500)
+            run(qtbot, chat.open_character(chat.character))
+            qtbot.waitUntil(lambda: all(text_fits(b) for b in buttons), timeout=LONG)
+            qtbot.waitUntil(chat_fits, timeout=LONG)
+            assert all(bool(b.text()) == captions for b in buttons)
+            assert [b.accessibleName() for b in buttons] == ["New character", "Import", "Export", "Delete"]
+    finally:
+        set_appearance("dark", 100)

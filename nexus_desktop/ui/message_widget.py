@@ -19,7 +19,7 @@ from nexus_desktop.ui import icons, theme
 from nexus_desktop.ui.message_edit import DeleteConfirm, EditsInPlace, InlineEdit
 from nexus_desktop.ui.message_text import MessageText
 from nexus_desktop.ui.theme import MESSAGE_AVATAR_SIZE
-from nexus_desktop.ui.widgets import Avatar, icon_button
+from nexus_desktop.ui.widgets import Avatar, ElidedLabel, icon_button
 from nexus_desktop.ui.writing_bar import HIDE_TIP, hidden_marker, show_hidden
 
 if TYPE_CHECKING:
@@ -158,7 +158,10 @@ class MessageWidget(EditsInPlace, QWidget):
     def _build_footer(self, mine: bool) -> QHBoxLayout:
         footer = QHBoxLayout()
         footer.setSpacing(2)
-        self.stats_label = QLabel("")
+        # Elided, so a narrow window or large text shortens the figures instead of pushing the
+        # buttons (and the whole chat column) past the window's edge.
+        self.stats_label = ElidedLabel("")
+        self.stats_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.stats_label.setObjectName("MessageMeta")
         self.swipe_left = icon_button("left", "Previous alternative", size=14)
         self.swipe_counter = QLabel("")

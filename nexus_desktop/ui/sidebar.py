@@ -21,7 +21,14 @@ from PySide6.QtWidgets import (
 )
 
 from nexus_desktop.ui import icons
-from nexus_desktop.ui.theme import COLORS, SIDEBAR_COMPACT_BELOW, SIDEBAR_COMPACT_WIDTH, SIDEBAR_WIDTH
+from nexus_desktop.ui.theme import (
+    COLORS,
+    SIDEBAR_COMPACT_BELOW,
+    SIDEBAR_COMPACT_WIDTH,
+    SIDEBAR_WIDTH,
+    appearance_changed,
+    font_scale,
+)
 from nexus_desktop.ui.widgets import brand_row, icon_button, push_button, round_avatar
 
 if TYPE_CHECKING:
@@ -219,14 +226,29 @@ class Sidebar(QFrame):
             button.clicked.connect(signal.emit)
             grid.addWidget(button, i // 2, i % 2)
         layout.addLayout(grid)
+        buttons = [self.new_button, self.import_button, self.export_button]
+        buttons += [self.edit_button, self.delete_button]
+        self._captions = {button: button.text() for button in buttons}
+        for button, caption in self._captions.items():
+            button.setAccessibleName(caption)  # kept when large text leaves only the icon
+        self._window_width = SIDEBAR_COMPACT_BELOW
+        appearance_changed().connect(self._refit)  # a bound slot: dropped with the sidebar
         self._update_buttons()
 
     # Data ---------------------------------------------------------------------------------
 
+    def _refit(self) -> None:
+        self.fit_to_window(self._window_width)
+
     def fit_to_window(self, window_width: int) -> None:
         """Narrower in small windows, so the chat keeps room for a readable message box."""
+        self._window_width = window_width
         compact = window_width < SIDEBAR_COMPACT_BELOW
         self.setFixedWidth(SIDEBAR_COMPACT_WIDTH if compact else SIDEBAR_WIDTH)
+        # Larger text in the compact sidebar: the buttons keep their icon, tooltip and name only.
+        icon_only = compact and font_scale() > 100
+        for button, caption in self._captions.items():
+            button.setText("" if icon_only else caption)
 
     def set_characters(self, characters: list[Character], select_id: int | None = None) -> None:
         keep = select_id if select_id is not None else self.current_id()
