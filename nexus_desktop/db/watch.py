@@ -5,7 +5,8 @@ own, on the database thread: a number that moves whenever any other connection c
 costs next to nothing when nothing did.  When it moved, a few small queries say what changed,
 and it emits ``Change("characters")``, ``Change("chats")``, ``Change("personas")``, ``Change("groups")`` or
 ``Change("messages", chat_id)`` for the views to refresh.  The app's own writes move the number
-too; the views' refreshes are cheap and leave what they show alone when nothing differs.
+too; the views leave what they show alone when nothing differs, but the open chat reads all its
+messages to tell, which in a very long chat is the costly part (see the note on issue 12).
 """
 
 from __future__ import annotations
