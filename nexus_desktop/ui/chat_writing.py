@@ -21,12 +21,13 @@ if TYPE_CHECKING:
     from nexus_desktop.chat.service import ChatService
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Chat, Message, Persona
+    from nexus_desktop.ui.author_note_dialog import AuthorNoteDialog
     from nexus_desktop.ui.composer import Composer
     from nexus_desktop.ui.lazy_history import LazyHistory
     from nexus_desktop.ui.message_widget import MessageWidget
     from nexus_desktop.ui.tool_widget import ToolCallWidget
     from nexus_desktop.ui.widgets import Banner, BannerArea
-    from nexus_desktop.ui.writing_bar import AuthorNoteDialog, WritingBar
+    from nexus_desktop.ui.writing_bar import WritingBar
 
     ChatItem = MessageWidget | ToolCallWidget
 
@@ -152,7 +153,7 @@ class WritingActions:
         (what the box held), or give ``typed`` back when nothing came."""
         from nexus_desktop.chat.events import GovernorNotice, HistoryTrimmed, Impersonated, ReplyToken
         from nexus_desktop.chat.model_output import streamed_reply
-        from nexus_desktop.ui.writing_bar import replace_text
+        from nexus_desktop.ui.author_note_dialog import replace_text
 
         box = self.composer.input
         name = self.persona.name if self.persona is not None else ""
@@ -197,7 +198,7 @@ class WritingActions:
         ).failure(self.show_chat_error).run_in_background()
 
     def _show_note(self, chat: Chat) -> None:
-        from nexus_desktop.ui.writing_bar import AuthorNoteDialog
+        from nexus_desktop.ui.author_note_dialog import AuthorNoteDialog
 
         assert chat.id is not None
         chat_id = chat.id

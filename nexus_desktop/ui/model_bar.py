@@ -11,9 +11,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QStyle,
-    QStyleOptionComboBox,
-    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -109,8 +106,15 @@ class ModelPicker(QComboBox):
         self.setCurrentIndex(selected)
         self.blockSignals(False)
 
-    def paintEvent(self, _event: QPaintEvent) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         """The model's name ends in "…" when the picker is narrow (the styled box would cut it)."""
+        # A name that fits is painted as usual: PySide6 builds QStyle's ~10 enums (about 7 ms) on
+        # first use, which the first frame need not pay.
+        if self.fontMetrics().horizontalAdvance(self.currentText()) <= self.width() * 0.7:
+            super().paintEvent(event)
+            return
+        from PySide6.QtWidgets import QStyle, QStyleOptionComboBox, QStylePainter
+
         painter = QStylePainter(self)
         option = QStyleOptionComboBox()
         self.initStyleOption(option)

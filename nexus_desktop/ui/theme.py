@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QFont, QGuiApplication, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication
 
 # The colours and the stylesheet live in their own modules; the names below stay importable from
@@ -211,37 +211,28 @@ def _system_scheme_changed(*_scheme: object) -> None:
         set_appearance("system", state.font_scale)
 
 
+# The NEXUS mark: a rounded violet tile with a bold "N" made of two linked nodes.  Drawn from SVG,
+# so the gradient and pen are Qt's own: building them in Python makes PySide6 create QGradient's
+# enums (169 presets) and QPen's before the window's first paint.
+LOGO_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+    b'<defs><linearGradient id="g" gradientUnits="userSpaceOnUse" x1="4" y1="4" x2="96" y2="96">'
+    b'<stop offset="0" stop-color="#9b7bff"/><stop offset="1" stop-color="#4f6dff"/></linearGradient></defs>'
+    b'<rect x="4" y="4" width="92" height="92" rx="24" fill="url(#g)"/>'
+    b'<path d="M31 72V28L69 72V28" fill="none" stroke="#fff" stroke-width="10" '
+    b'stroke-linecap="round" stroke-linejoin="round"/>'
+    b'<circle cx="31" cy="28" r="9.375" fill="#fff"/><circle cx="69" cy="72" r="9.375" fill="#fff"/>'
+    b"</svg>"
+)
+
+
 def draw_logo(painter: QPainter, size: float) -> None:
-    """The NEXUS mark: a rounded violet tile with a bold "N" made of two linked nodes."""
-    from PySide6.QtCore import QPointF, QRectF, Qt
-    from PySide6.QtGui import QLinearGradient, QPainterPath, QPen
+    """The NEXUS mark, ``size`` pixels square, at the painter's origin."""
+    from PySide6.QtCore import QByteArray, QRectF
+    from PySide6.QtSvg import QSvgRenderer
 
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    tile = QRectF(0, 0, size, size).adjusted(size * 0.04, size * 0.04, -size * 0.04, -size * 0.04)
-    gradient = QLinearGradient(tile.topLeft(), tile.bottomRight())
-    gradient.setColorAt(0.0, QColor("#9b7bff"))
-    gradient.setColorAt(1.0, QColor("#4f6dff"))
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(gradient)
-    painter.drawRoundedRect(tile, size * 0.24, size * 0.24)
-
-    left, right = size * 0.31, size * 0.69
-    top, bottom = size * 0.28, size * 0.72
-    path = QPainterPath(QPointF(left, bottom))
-    path.lineTo(left, top)
-    path.lineTo(right, bottom)
-    path.lineTo(right, top)
-    pen = QPen(QColor("#ffffff"), size * 0.1)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-    painter.setPen(pen)
-    painter.setBrush(Qt.BrushStyle.NoBrush)
-    painter.drawPath(path)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor("#ffffff"))
-    radius = size * 0.075
-    for x, y in ((left, top), (right, bottom)):
-        painter.drawEllipse(QPointF(x, y), radius * 1.25, radius * 1.25)
+    QSvgRenderer(QByteArray(LOGO_SVG)).render(painter, QRectF(0, 0, size, size))
 
 
 def logo_pixmap(size: int) -> QPixmap:

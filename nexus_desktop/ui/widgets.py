@@ -26,12 +26,12 @@ from nexus_desktop.ui.theme import COLORS, avatar_colour, logo_pixmap
 def set_style_property(widget: QWidget, name: str, value: object) -> None:
     """Set a property the stylesheet selects on and make Qt re-apply the style."""
     widget.setProperty(name, value)
-    # A widget not polished yet picks the property up when it is; skipping style() then also
-    # spares PySide6 building its QStyle enums (~10 ms) before the window's first paint.
+    # A widget not polished yet picks the property up when it is.  A polished one is re-polished by
+    # setting its own (blank) stylesheet: style().unpolish/polish would do the same, but PySide6
+    # builds QStyle's enums (~7 ms) on first use, and the composer's focus ring does this before
+    # the window's first paint.
     if widget.testAttribute(Qt.WidgetAttribute.WA_WState_Polished):
-        style = widget.style()
-        style.unpolish(widget)
-        style.polish(widget)
+        widget.setStyleSheet(widget.styleSheet() or " ")
     widget.update()
 
 
@@ -85,8 +85,11 @@ def _round_avatar(image_bytes: bytes | None, name: str, size: int, ratio: float)
         x = (scaled.width() - side) // 2
         painter.drawImage(0, 0, scaled, x, 0, side, side)
     else:
-        colour = avatar_colour(name)
-        painter.fillRect(0, 0, side, side, colour.darker(130))
+        # A filled pixmap, not fillRect(colour): resolving fillRect's overloads makes PySide6 build
+        # QGradient's enums (169 presets) before the window's first paint.
+        disc = QPixmap(side, side)
+        disc.fill(avatar_colour(name).darker(130))
+        painter.drawPixmap(0, 0, disc)
         painter.setPen(QColor("#ffffff"))
         font = QFont(QGuiApplication.font())
         font.setPixelSize(max(8, int(side * 0.38)))
