@@ -56,12 +56,18 @@ def _mark(name):
     if EXIT_WHEN <= _seen:
         _leave("NEXUS_DONE 0", 0)
 
+# Marks "typed" once the text box has painted the key: the paint event is handed on to the box
+# here (its own handlers paint it, then the mark), not marked by a timer, which fires only at the
+# process's next turn of event processing (in NEXUS that came after loading asyncio).
 class _Painted(QObject):
+
     def eventFilter(self, watched, event):
-        if event.type() == QEvent.Type.Paint:
-            watched.removeEventFilter(self)
-            QTimer.singleShot(0, lambda: _mark("typed"))
-        return False
+        if event.type() != QEvent.Type.Paint:
+            return False
+        watched.removeEventFilter(self)
+        QApplication.sendEvent(watched, event)  # the box paints now (this filter is gone)
+        _mark("typed")
+        return True  # painted already
 
 def type_into(box, window):
     if not box.isEnabled() or window.focusWidget() is not box:
