@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: lint, format, types, architecture contracts, then the whole pytest suite
-# offscreen, inside a private D-Bus session with a real, unlocked gnome-keyring (the OS keyring).
+# offscreen, inside a private D-Bus session with a real, unlocked gnome-keyring (the OS keyring),
+# then builds the one-folder bundle and smoke-tests it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -30,4 +31,12 @@ for suite in "${suites[@]}"; do
     exec "$0" -m pytest -p no:cacheprovider "$@"
   ' "$BIN/python" $suite || status=$?
 done
+# The whole run (no suites named) ends with the bundle: built, then run as a user without Python
+# would run it (installers/bundle/smoke.sh).  NEXUS_SKIP_BUNDLE=1 leaves it out of a local run.
+if ((!$#)) && [[ "${NEXUS_SKIP_BUNDLE:-}" != "1" ]]; then
+  echo "==> bundle: build and smoke test"
+  build=()
+  [[ "${NEXUS_SKIP_TRAINER:-}" == "1" ]] && build+=(--no-trainer)  # setup.sh made no .venv-train
+  { bash "$ROOT/installers/bundle/build.sh" "${build[@]}" && bash "$ROOT/installers/bundle/smoke.sh"; } || status=1
+fi
 exit "$status"

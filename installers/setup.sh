@@ -74,21 +74,35 @@ quietly() {
 }
 pip_install() { quietly "$PY" -m pip install --disable-pip-version-check "$@"; }
 
-# 3. llama-cpp-python, built once per machine and kept as a wheel ------------------------------
-if ! "$PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('llama-cpp-python') != '$LLAMA_VERSION')" 2>/dev/null; then
-  if [[ -z "${CMAKE_ARGS:-}" ]] && command -v nvidia-smi >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
-    export CMAKE_ARGS="-DGGML_CUDA=on"  # an NVIDIA GPU and the CUDA toolkit: build with GPU offload
+# 3. llama-cpp-python, built once per machine and flavour and kept as a wheel ------------------
+# The flavour (CUDA, Vulkan or CPU; NEXUS_GPU=auto|cuda|vulkan|cpu) is chosen in gpu-flavour.sh.
+source "$ROOT/installers/gpu-flavour.sh"
+llama_flavour || exit 2
+LLAMA_RECORD="$VENV/.llama-cpp-build"  # "VERSION REQUESTED BUILT" of the installed build
+installed_llama="$("$PY" -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))" 2>/dev/null || true)"
+requested_flavour="$LLAMA_FLAVOUR"
+# One cached wheel per flavour, so a CUDA build never hides behind a CPU one.
+llama_wheel() {
+  local cache="$WHEEL_CACHE/$LLAMA_FLAVOUR"
+  ls "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1 && return 0
+  say "Building llama.cpp ($LLAMA_BACKEND) — about 10 minutes on 2 cores, once per machine"
+  mkdir -p "$cache"
+  "$PY" -m pip wheel --no-deps -w "$cache" "llama-cpp-python==$LLAMA_VERSION" >>"$SETUP_LOG" 2>&1
+}
+if llama_needs_install "$LLAMA_VERSION" "$installed_llama" "$(cat "$LLAMA_RECORD" 2>/dev/null || true)"; then
+  if ! build_with_cpu_fallback llama_wheel; then
+    tail -n 40 "$SETUP_LOG" >&2
+    echo "Set-up failed while building llama.cpp (full log: $SETUP_LOG)" >&2
+    exit 1
   fi
-  # One cached wheel per build flavour, so a CUDA build never hides behind a CPU one.
-  flavour="cpu"
-  [[ -n "${CMAKE_ARGS:-}" ]] && flavour="cmake-$(printf '%s' "$CMAKE_ARGS" | md5sum | cut -c1-8)"
-  cache="$WHEEL_CACHE/$flavour"
-  if ! ls "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
-    say "Building llama.cpp ($flavour) — about 10 minutes on 2 cores, once per machine"
-    mkdir -p "$cache"
-    quietly "$PY" -m pip wheel --no-deps -w "$cache" "llama-cpp-python==$LLAMA_VERSION"
+  wheel=("$WHEEL_CACHE/$LLAMA_FLAVOUR"/llama_cpp_python-"$LLAMA_VERSION"-*.whl)
+  if [[ "$installed_llama" == "$LLAMA_VERSION" ]]; then
+    pip_install --force-reinstall --no-deps "${wheel[0]}"  # another flavour of the same version
+  else
+    pip_install "${wheel[0]}"
   fi
-  pip_install "$cache"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
+  echo "$LLAMA_VERSION $requested_flavour $LLAMA_FLAVOUR" >"$LLAMA_RECORD"
+  say "llama.cpp installed: $LLAMA_BACKEND build"
 fi
 
 # 4. The app and its dependencies --------------------------------------------------------------

@@ -50,19 +50,19 @@ def _build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("file", type=Path)
     exporter.add_argument("--spec", choices=["v2", "v3"], default="v2", help="card version (default v2)")
 
-    models = commands.add_parser("models", help="models on disk")
-    model_commands = models.add_subparsers(dest="action", required=True, metavar="ACTION")
-    model_commands.add_parser("list", help="list GGUF models: the bundled one and the models folder")
-
     commands.add_parser("doctor", help="report what NEXUS finds on this machine")
 
-    from nexus_desktop import cli_chats, cli_control, cli_modules, cli_personas, cli_train
+    from nexus_desktop import cli_chats, cli_control, cli_models, cli_modules, cli_personas, cli_train
 
+    cli_models.add_subcommands(commands)
     cli_chats.add_subcommands(commands)
     cli_modules.add_subcommands(commands)
     cli_personas.add_subcommands(commands)
     cli_train.add_subcommands(commands)
     cli_control.add_subcommands(commands)
+    from nexus_desktop import cli_game
+
+    cli_game.add_subcommands(commands)
     return parser
 
 
@@ -74,10 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_chat(args))
         if args.command == "characters":
             return _characters(args)
-        if args.command == "models":
-            return _models_list()
-        from nexus_desktop import cli_chats, cli_control, cli_modules, cli_personas, cli_train
+        from nexus_desktop import cli_chats, cli_control, cli_models, cli_modules, cli_personas, cli_train
 
+        if args.command in cli_models.COMMANDS:
+            return cli_models.run(args)
         if args.command in cli_chats.COMMANDS:
             return cli_chats.run(args)
         if args.command in cli_modules.COMMANDS:
@@ -88,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_train.run(args)
         if args.command in cli_control.COMMANDS:
             return cli_control.run(args)
+        from nexus_desktop import cli_game
+
+        if args.command in cli_game.COMMANDS:
+            return cli_game.run(args)
         if args.command == "doctor":
             from nexus_desktop.doctor import doctor_report
 
@@ -255,32 +259,6 @@ def _characters(args: argparse.Namespace) -> int:
         return 0
     finally:
         core.close()
-
-
-def _models_list() -> int:
-    from nexus_desktop.core import AppCore
-    from nexus_desktop.llm.catalog import default_model_path, list_models
-
-    core = AppCore()
-    settings = core.settings
-    core.close()
-    from nexus_desktop import paths
-
-    models_dir = Path(settings.models_dir).expanduser() if settings.models_dir else paths.models_dir()
-    configured = settings.model_path or str(default_model_path() or "")
-    default = default_model_path()
-    rows = []
-    if default is not None:
-        rows.append((default, "bundled"))
-    rows += [(entry.path, "") for entry in list_models(models_dir) if entry.path != default]
-    print(f"Models folder: {models_dir}")
-    for path, origin in rows:
-        mark = "*" if str(path) == configured else " "
-        size = path.stat().st_size / 1e6 if path.exists() else 0
-        print(f"{mark} {path.name:<48} {size:8.0f} MB  {origin}")
-    if not rows:
-        print("No GGUF models found. Put .gguf files in the models folder, or pick one in the app.")
-    return 0
 
 
 if __name__ == "__main__":

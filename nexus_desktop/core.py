@@ -17,7 +17,7 @@ from nexus_desktop import paths
 from nexus_desktop.cards.io import card_to_record
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.cards.service import CharacterService
-from nexus_desktop.changes import Changes
+from nexus_desktop.changes import Change, Changes
 from nexus_desktop.chat.groups import GroupService
 from nexus_desktop.chat.history import ChatHistory
 from nexus_desktop.chat.personas import PersonaService
@@ -33,6 +33,9 @@ from nexus_desktop.control.report import reports_dir
 from nexus_desktop.control.scheduler import Scheduler
 from nexus_desktop.db.store import AsyncStore, Store
 from nexus_desktop.db.watch import DatabaseWatcher
+from nexus_desktop.gaming.controller import GameMode
+from nexus_desktop.gaming.keep_alive import KeepAlive
+from nexus_desktop.gaming.probes import default_probes
 from nexus_desktop.modules.characters import ModuleCharacters
 from nexus_desktop.modules.registry import make_plugin_manager
 from nexus_desktop.modules.service import ModuleService
@@ -131,7 +134,35 @@ class AppCore:
             on_model_crash=self.sources.report_crash,
             changes=self.changes,
         )
+        # Game mode gives the GPU to a game; keep-alive unloads a model left unused.  Both start
+        # with the window (``start_game_mode``), not with a CLI command.
+        self.game_mode = GameMode(
+            default_probes(lambda: self.settings),
+            lambda: self.settings,
+            self.sources,
+            busy=lambda: self.chat.generating,
+            pausers=[self.scheduler, self.training],
+            read_saved_switch=lambda: self.store.load_settings().game_mode_manual,
+            adopt_switch=self._adopt_game_switch,
+        )
+        self.keep_alive = KeepAlive(self.sources, lambda: self.settings, busy=lambda: self.chat.generating)
         self.seed_default_characters()
+
+    def start_game_mode(self) -> None:
+        """Watch for games and unload an unused model from now on (the window calls this)."""
+        self.game_mode.start()
+        self.keep_alive.start()
+
+    async def set_game_mode_switch(self, on: bool) -> None:
+        """The tray switch: save it (``nexus game-mode status`` and a restart see it) and act now."""
+        await self.update_settings(self.settings.model_copy(update={"game_mode_manual": on}))
+
+    async def _adopt_game_switch(self, on: bool) -> None:
+        """Another process (``nexus game-mode on``) saved the switch: this app's settings follow."""
+        if self.settings.game_mode_manual == on:
+            return
+        self.settings = self.settings.model_copy(update={"game_mode_manual": on})
+        self.changes.emit(Change("settings"))
 
     def running_modules(self) -> ModuleSupervisor | None:
         """The module supervisor once the modules have started (their tools, hooks and panels)."""
@@ -188,6 +219,7 @@ class AppCore:
     async def update_settings(self, settings: Settings) -> None:
         self.settings = settings
         await self.db.call(self.store.save_settings, settings)
+        self.game_mode.poke()  # the switch or the action may have changed
         if self.prometheus is not None:
             await self.prometheus.apply(settings.prometheus_enabled, settings.prometheus_port)
 
@@ -205,7 +237,9 @@ class AppCore:
         return await self.prometheus.apply(self.settings.prometheus_enabled, self.settings.prometheus_port)
 
     async def aclose(self) -> None:
-        await self.scheduler.aclose()  # first: no task may start while the rest shuts down
+        await self.game_mode.aclose()  # first: no unload or reload starts while the rest shuts down
+        await self.keep_alive.aclose()
+        await self.scheduler.aclose()  # no task may start while the rest shuts down
         if self._watcher is not None:
             await self._watcher.aclose()
         await self.chat.pipeline.wait_finished()  # reply_did_finish calls still with the modules

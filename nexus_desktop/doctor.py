@@ -46,9 +46,24 @@ def llama_build() -> str:
     from nexus_desktop.llm.hardware import llama_build_info
 
     info = llama_build_info()
-    kind = "GPU offload" if info.supports_gpu_offload else "CPU only"
-    text = f"llama-cpp-python {info.version}, {kind}"
-    return text if info.supports_gpu_offload else f"{text}. {info.hint}"
+    return f"llama-cpp-python {info.version}, {info.backend} build" if info.version else info.hint
+
+
+def llama_backend() -> str:
+    """Which backend runs models and on which GPU, and what to do when the GPU goes unused."""
+    from nexus_desktop.llm.hardware import describe_backend, llama_build_info
+
+    info = llama_build_info()
+    if info.version is None:
+        return "none: llama.cpp does not load (see the llama.cpp line)"
+    text = describe_backend(info)
+    return f"{text}. {info.hint}" if info.hint else text
+
+
+def gpus() -> str:
+    from nexus_desktop.llm.hardware import describe_gpus, gpu_report
+
+    return describe_gpus(gpu_report())
 
 
 def keyring_backend() -> str:
@@ -83,6 +98,8 @@ def doctor_report() -> list[tuple[str, str]]:
     checks = [
         ("Qt platform", qt_platform),
         ("llama.cpp", llama_build),
+        ("Backend", llama_backend),
+        ("GPU", gpus),
         ("Keyring", keyring_backend),
         ("Default model", default_model),
         ("Containment", containment),

@@ -11,9 +11,14 @@ from pathlib import Path
 import platformdirs
 
 
-def data_dir() -> Path:
+def data_location() -> Path:
+    """Where the data folder is, without creating it (the uninstallers ask about it)."""
     override = os.environ.get("NEXUS_DATA_DIR")
-    path = Path(override) if override else Path(platformdirs.user_data_dir("nexus-desktop", "NEXUS"))
+    return Path(override) if override else Path(platformdirs.user_data_dir("nexus-desktop", "NEXUS"))
+
+
+def data_dir() -> Path:
+    path = data_location()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -44,6 +45,11 @@ class Settings(Samplers):
     context_size: int = Field(default=4096, ge=256, le=262144)
     threads: int = Field(default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)), ge=1, le=256)
     gpu_layers: GpuLayers = "auto"
+    """Repeating layers on the GPU (0 to the model's count, -1 all) or "auto" (``llm.vram_fit``)."""
+    kv_cache_type: Literal["f16", "q8_0", "q4_0"] = "f16"
+    """The KV cache's type: q8_0 halves its memory, q4_0 quarters it (with flash attention)."""
+    vram_reserve_mb: int = Field(default=4096, ge=0, le=1_048_576)
+    """VRAM that "auto" leaves free for games and the desktop."""
 
     # Sampling: the fields of ``Samplers``, and named sets of them.
     sampler_presets: dict[str, Samplers] = Field(default_factory=dict)
@@ -77,6 +83,16 @@ class Settings(Samplers):
     theme: Literal["system", "dark", "light"] = "system"
     font_scale: int = Field(default=100, ge=80, le=150)
 
+    # Game mode (nexus_desktop/gaming/): the GPU belongs to the game while one runs.
+    game_mode_manual: bool = False
+    """The tray switch and ``nexus game-mode on``: game mode whether or not a game is seen."""
+    game_mode_detect: bool = True
+    """Notice games by themselves (NVML's graphics processes, a full-screen Direct3D app)."""
+    game_mode_action: Literal["unload", "cpu"] = "unload"
+    """In game mode: unload the model, or keep chatting with every layer on the CPU."""
+    keep_alive_minutes: int = Field(default=5, ge=-1, le=1440)
+    """As Ollama's keep_alive: unload a model unused this long; 0 unloads after each reply, -1 never."""
+
     # Window behaviour.
     minimize_to_tray: bool = False
     last_character_id: int | None = None
@@ -104,6 +120,13 @@ class Settings(Samplers):
         if self.chat_template == "custom" and not (custom.user_prefix or custom.assistant_prefix):
             return "The custom template needs a user or an assistant prefix to tell the turns apart"
         return None
+
+    def models_folder(self) -> Path:
+        """Where models are listed from and downloads go: the chosen folder, or ``models/`` in the
+        data folder."""
+        from nexus_desktop import paths
+
+        return Path(self.models_dir).expanduser() if self.models_dir.strip() else paths.models_dir()
 
     def samplers(self) -> Samplers:
         """The sampler values in use, as a preset would hold them."""

@@ -136,7 +136,7 @@ def test_the_first_frame_shows_the_panels_where_the_chat_screen_then_appears(qap
     real_page = QWidget()
     window.add_page("training", "Training", "chart", real_page)
     assert window.current_page() == "training" and real_page.isVisible()
-    assert list(window.nav_rail.buttons) == ["chat", "modules", "training", "dashboards"]
+    assert list(window.nav_rail.buttons) == ["chat", "models", "modules", "training", "dashboards"]
     window.close()
 
 

@@ -122,4 +122,4 @@ def test_other_pages_are_built_on_first_visit_or_after_the_chat_not_before(
     starting_window.show_page("modules")
     assert built == ["training", "modules"]  # built once
     assert starting_window.pages.currentWidget().text() == "the real modules page"
-    assert list(starting_window.nav_rail.buttons) == ["chat", "modules", "training", "dashboards"]
+    assert list(starting_window.nav_rail.buttons) == ["chat", "models", "modules", "training", "dashboards"]

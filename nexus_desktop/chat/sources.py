@@ -2,15 +2,20 @@
 
 Switching models is closing one source and starting another: no restart of the app.  The
 manager owns what the window shows about the model (``ModelState``: loading, ready, failed, and
-what is loaded); views subscribe to it.  Only a failed load or a crashed model process makes the
-state failed: an error in one reply (a prompt too long, a server's refusal) says nothing about
-the model's health.
+what is loaded); views subscribe to it.  Only a failed load or a crashed model process makes
+the state failed: an error in one reply (a prompt too long, a server's refusal) says nothing
+about the model's health.
+
+``unload`` gives the memory back (keep-alive, game mode; the next ``get`` loads again), and game
+mode (``enter_game_mode``) either refuses local replies with ``GameModeError`` or loads the
+model with every layer on the CPU.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +23,7 @@ from typing import Literal
 
 from nexus_desktop.changes import Listeners
 from nexus_desktop.llm.catalog import default_model_path
-from nexus_desktop.llm.contract import ModelCrashedError, ModelFileError, ModelSource
+from nexus_desktop.llm.contract import ModelCrashedError, ModelError, ModelFileError, ModelSource
 from nexus_desktop.secrets import KeyringUnavailableError
 from nexus_desktop.settings import Settings
 
@@ -32,6 +37,17 @@ AdapterLookup = Callable[[str, Path], Path | None]
 
 
 ModelPhase = Literal["idle", "loading", "ready", "failed"]
+GameAction = Literal["unload", "cpu"]
+
+
+class GameModeError(ModelError):
+    """A local reply asked for while game mode keeps the model unloaded (nothing is saved)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Game mode: the model is unloaded while you play. Turn game mode off (the tray, or "
+            "nexus game-mode off), or allow CPU chat in Settings → Game mode."
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,9 @@ class ModelState:
     """The llama.cpp build serving a local model, when known."""
     error: BaseException | None = None
     """Why it failed (a ``ModelError`` says what to do in its text)."""
+    note: str = ""
+    """Why an ``idle`` model was unloaded ("Unloaded for game mode"), or why a ``ready`` one runs
+    other than asked (a GPU that could not take it), for the status line."""
 
 
 def model_label(settings: Settings) -> str:
@@ -70,8 +89,11 @@ def local_model_path(settings: Settings) -> Path:
     return default
 
 
-def source_key(settings: Settings, adapter: Path | None = None) -> tuple[object, ...]:
-    """The settings that need a new source when they change (sampling does not)."""
+def source_key(
+    settings: Settings, adapter: Path | None = None, *, cpu_only: bool = False
+) -> tuple[object, ...]:
+    """The settings that need a new source when they change (sampling does not); ``cpu_only``
+    (game mode's CPU chat) puts every layer on the CPU whatever the GPU-layers setting says."""
     if settings.source == "remote":
         return ("remote", settings.remote_base_url, settings.remote_model, settings.context_size)
     return (
@@ -79,7 +101,9 @@ def source_key(settings: Settings, adapter: Path | None = None) -> tuple[object,
         str(local_model_path(settings)),
         settings.context_size,
         settings.threads,
-        settings.gpu_layers,
+        0 if cpu_only else settings.gpu_layers,
+        settings.kv_cache_type,
+        settings.vram_reserve_mb if settings.gpu_layers == "auto" else None,
         str(adapter) if adapter else None,
     )
 
@@ -100,6 +124,11 @@ class SourceManager:
         self.state = ModelState("idle")
         self.listeners: Listeners[ModelState] = Listeners()
         """Hear every new ``state`` (on the event loop's thread)."""
+        self.game_action: GameAction | None = None
+        """Game mode's hold on a local model: unloaded, or on the CPU; None outside game mode."""
+        self.last_used = time.monotonic()
+        """When a reply last asked for the model (``time.monotonic``), for keep-alive."""
+        self._character: str | None = None
 
     @property
     def current(self) -> ModelSource | None:
@@ -107,12 +136,18 @@ class SourceManager:
 
     async def get(self, character: str | None = None) -> ModelSource:
         """The source for the current settings (and the character's promoted persona adapter),
-        starting or switching to it if needed, and restarting one whose process crashed."""
+        starting or switching to it if needed, and restarting one whose process crashed.
+
+        In game mode with the model unloaded, a local model raises ``GameModeError`` instead."""
+        self.touch()
+        self._character = character
         async with self._lock:
             settings = self._get_settings()
+            if self.game_action == "unload" and settings.source == "local":
+                raise GameModeError()
             try:
                 adapter = await self._adapter(settings, character)
-                key = source_key(settings, adapter)
+                key = source_key(settings, adapter, cpu_only=self.game_action == "cpu")
                 if self._source is not None and key == self._key and self.state.phase == "ready":
                     return self._source
                 self._set_state(ModelState("loading", model_label(settings)))
@@ -140,6 +175,44 @@ class SourceManager:
     def _set_state(self, state: ModelState) -> None:
         self.state = state
         self.listeners.emit(state)
+
+    def touch(self) -> None:
+        """The model is in use now (a reply is running): keep-alive measures idleness from here."""
+        self.last_used = time.monotonic()
+
+    async def unload(self, note: str, *, unused_for: float | None = None) -> bool:
+        """Stop the model and free its memory (the worker process exits); the state is ``idle``
+        with ``note`` for the status line, and the next ``get`` loads it again.  With
+        ``unused_for``, only when nothing asked for the model in that many seconds (checked once
+        a load in progress has finished).  Returns whether a model was unloaded."""
+        async with self._lock:
+            if unused_for is not None and time.monotonic() - self.last_used < unused_for:
+                return False
+            source = self._source
+            if source is None:
+                return False
+            await self._close_locked()
+            self._set_state(ModelState("idle", source.name, note=note))
+            log.info("Unloaded %s: %s", source.name, note)
+            return True
+
+    async def enter_game_mode(self, action: GameAction) -> None:
+        """Give the GPU to the game: unload a local model, or (``cpu``) load it again with every
+        layer on the CPU when one was loaded.  Replies asked for from now on follow ``action``."""
+        self.game_action = action  # before any wait: a reply asked for meanwhile sees it
+        if self._get_settings().source != "local":
+            return  # a remote server uses no GPU here
+        if action == "unload":
+            await self.unload("Unloaded for game mode")
+        elif self.state.phase in ("ready", "loading"):
+            await self.get(self._character)  # its key now says CPU only: a reload
+
+    async def leave_game_mode(self, *, reload: bool) -> None:
+        """The game ended: replies use the GPU settings again; ``reload`` loads the model now
+        (it was loaded when game mode began) rather than at the next message."""
+        self.game_action = None
+        if reload and self._get_settings().source == "local":
+            await self.get(self._character)
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -188,7 +261,9 @@ class SourceManager:
             local_model_path(settings),
             context_size=settings.context_size,
             threads=settings.threads,
-            gpu_layers=settings.gpu_layers,
+            gpu_layers=0 if self.game_action == "cpu" else settings.gpu_layers,
+            kv_cache_type=settings.kv_cache_type,
+            vram_reserve_mb=settings.vram_reserve_mb,
             lora_path=adapter,
         )
         await source.start()
@@ -205,5 +280,6 @@ def _ready_state(source: ModelSource) -> ModelState:
             source.context_size,
             gpu_layers=source.gpu_layers_used,
             llama_cpp=source.llama_cpp_version,
+            note=source.load_notice,
         )
     return ModelState("ready", source.name, source.context_size)

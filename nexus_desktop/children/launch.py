@@ -30,6 +30,16 @@ from nexus_desktop.sandbox.support import Support, detect
 Pipe = int | IO[Any] | None
 
 
+def interpreter() -> str:
+    """The program that runs Python for the children: the app's own interpreter, or in a bundle
+    (``sys.frozen``) its console executable ``nexus``, which behaves like one (nexus_desktop/frozen.py).
+    Not the windowed ``nexus-desktop``: on Windows that one has no standard streams to talk over."""
+    if not getattr(sys, "frozen", False):
+        return sys.executable
+    console = Path(sys.executable).with_name("nexus.exe" if sys.platform == "win32" else "nexus")
+    return str(console) if console.is_file() else sys.executable
+
+
 def contained_command(
     command: list[str], profile: Profile, *, support: Support | None = None, cwd: str | None = None
 ) -> list[str]:
@@ -40,7 +50,7 @@ def contained_command(
     decided = {**profile.to_json(), "required": support.layers()}
     # The enter step runs from the app's own interpreter: only it is sure to have this package.
     inner = [
-        sys.executable,
+        interpreter(),
         "-I",
         "-S",
         "-c",
@@ -70,6 +80,8 @@ def launch(
     order, and ``kill_tree`` ends the child with everything it started.
     """
     where = os.fspath(cwd) if cwd is not None else None
+    if command[0] == sys.executable:  # a Python child: in a bundle, the console executable runs it
+        command = [interpreter(), *command[1:]]
     program = shutil.which(command[0], path=env.get("PATH", os.defpath))
     if program is None:
         # As Popen would: a missing program is an error here, not an exit code later.

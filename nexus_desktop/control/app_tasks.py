@@ -104,6 +104,7 @@ def builtin_tasks(loop: Loop) -> list[Task]:
             owner="nexus",
             timeout_seconds=builtin.timeout_seconds,
             misfire_grace_seconds=builtin.misfire_grace_seconds,
+            heavy=builtin.kind != IMPACT,  # training and benchmarks; the impact queries are cheap
         )
         for builtin in BUILTINS
     ]

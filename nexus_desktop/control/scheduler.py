@@ -14,6 +14,8 @@ Semantics as in APScheduler, plus what it lacks (a timeout per run):
   blocking the event loop itself, which is why blocking work goes through a runner) delays
   another.
 - **Errors** are counted in ``error_count`` and kept as the run's detail, never raised.
+- **Pause**: while paused (game mode), a ``heavy`` task's runs are ``skipped`` with
+  "paused: <reason>"; the others run as usual.
 - A task declared with ``run=None`` is ``not_implemented``: one warning, shown in the grid,
   never run.
 
@@ -95,6 +97,8 @@ class Task:
     misfire_grace_seconds: float | None = 300.0
     coalesce: bool = True
     max_instances: int = 1
+    heavy: bool = False
+    """Training or benchmarks: skipped while the scheduler is paused (a game runs)."""
     schedule: Cadence = field(init=False, repr=False)
     """``cadence``, read."""
 
@@ -151,6 +155,15 @@ class Scheduler:
         self._wake: asyncio.Event | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._closing = False
+        self.paused = ""
+        """Why heavy tasks skip now ("game mode"); empty when they run."""
+
+    async def pause(self, reason: str) -> None:
+        """Skip heavy tasks' runs, with "paused: ``reason``" as their detail, until ``resume``."""
+        self.paused = reason
+
+    async def resume(self) -> None:
+        self.paused = ""
 
     # Registration ---------------------------------------------------------------------------
 
@@ -350,7 +363,9 @@ class Scheduler:
         folded = total - 1 if task.coalesce else 0
         note = f"{folded} missed run{'s' if folded > 1 else ''} folded into this one; " if folded else ""
         for due_time in on_time:
-            if len(entry.running) >= task.max_instances:
+            if task.heavy and self.paused:
+                self._skip(entry, due_time, now, 1, f"paused: {self.paused}", quiet=bool(entry.running))
+            elif len(entry.running) >= task.max_instances:
                 self._skip(entry, due_time, now, 1, self._busy(entry), quiet=True)
             else:
                 self._start(entry, due_time, note)

@@ -57,12 +57,17 @@ def default_model_path() -> Path | None:
     return None
 
 
+def is_model_file_name(file_name: str) -> bool:
+    """A ``.gguf`` name that is not a projector or an adapter (the name alone; the header decides)."""
+    return file_name.lower().endswith(".gguf") and not _NOT_A_MODEL.search(file_name)
+
+
 def _candidate_files(models_dir: Path) -> list[Path]:
     found: list[Path] = []
     # os.walk ignores unreadable folders and does not follow symlinked folders (no loops).
     for folder, _dirs, files in os.walk(models_dir):
         for file_name in files:
-            if not file_name.lower().endswith(".gguf") or _NOT_A_MODEL.search(file_name):
+            if not is_model_file_name(file_name):
                 continue
             split = _LATER_SPLIT_PART.search(file_name)
             if split and int(split.group(1)) > 1:

@@ -67,6 +67,8 @@ class ModelInfo:
     adapter_type: str | None
     lora_alpha: float | None
     tensors: Mapping[str, TensorInfo] = field(repr=False, compare=False)
+    metadata: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
+    """The header's values (arrays as ``ArrayInfo``), for the memory estimate in ``vram_fit``."""
 
     def describe(self) -> str:
         """One line for the model list, e.g. ``SmolLM2 · llama · 135M · Q4_1 · 98 MB``."""
@@ -188,6 +190,7 @@ def _parse(path: Path, handle: BinaryIO, file_size: int) -> ModelInfo:
         adapter_type=str(adapter_type) if adapter_type is not None else None,
         lora_alpha=float(alpha) if isinstance(alpha, float) else None,
         tensors=by_name,
+        metadata=values,
     )
 
 

@@ -38,6 +38,14 @@ from nexus_desktop.llm.contract import (
     TokenEvent,
 )
 from nexus_desktop.llm.gguf_check import ModelInfo, inspect_model, validate_lora_adapter
+from nexus_desktop.llm.vram_fit import (
+    DEFAULT_RESERVE_BYTES,
+    MIB,
+    KvType,
+    gpu_memory,
+    llama_gpu_layers,
+    plan_fit,
+)
 from nexus_desktop.llm.worker_process import (
     Event,
     WorkerExited,
@@ -61,6 +69,8 @@ class LocalLlamaSource(StreamingSource):
         context_size: int = 4096,
         threads: int | None = None,
         gpu_layers: Literal["auto"] | int = "auto",
+        kv_cache_type: KvType = "f16",
+        vram_reserve_mb: int = DEFAULT_RESERVE_BYTES // MIB,
         lora_path: str | Path | None = None,
         lora_scale: float = 1.0,
         python: str = sys.executable,
@@ -70,6 +80,9 @@ class LocalLlamaSource(StreamingSource):
         self._requested_context = context_size
         self._threads = threads or max(1, (os.cpu_count() or 2) - 1)
         self._gpu_layers = gpu_layers
+        """Repeating layers on the GPU (-1: all), or "auto": the most that fit beside the reserve."""
+        self._kv_cache_type: KvType = kv_cache_type
+        self._vram_reserve = vram_reserve_mb * MIB
         self._lora_path = Path(lora_path).expanduser() if lora_path else None
         self._lora_scale = lora_scale
         self._python = python
@@ -105,6 +118,11 @@ class LocalLlamaSource(StreamingSource):
     @property
     def gpu_layers_used(self) -> int:
         return int(self._loaded.get("gpu_layers_used", 0))
+
+    @property
+    def load_notice(self) -> str:
+        """Why the model runs other than asked (a GPU that could not take it), or ""."""
+        return str(self._loaded.get("notice") or "")
 
     @property
     def model_info(self) -> ModelInfo | None:
@@ -190,12 +208,15 @@ class LocalLlamaSource(StreamingSource):
         try:
             self._hello = await self._expect(worker, worker.control, "hello", "starting")
             lora = {"path": str(self._lora_path), "scale": self._lora_scale} if self._lora_path else None
+            # The plan reads the GPU's memory (NVML, a probe process): off the event loop's thread.
+            n_gpu_layers = await loop.run_in_executor(None, self._resolve_gpu_layers, info)
             worker.send(
                 cmd="load",
                 path=str(self._model_path),
                 n_ctx=self._planned_context(),
                 n_threads=self._threads,
-                n_gpu_layers=self._resolve_gpu_layers(),
+                n_gpu_layers=n_gpu_layers,
+                kv_type=self._kv_cache_type,
                 lora=lora,
             )
             loaded = await self._expect(worker, worker.control, "loaded", f"loading {self.name}")
@@ -212,10 +233,18 @@ class LocalLlamaSource(StreamingSource):
         self._worker, self._loaded = worker, loaded
         return worker
 
-    def _resolve_gpu_layers(self) -> int:
-        if self._gpu_layers == "auto":
-            return -1 if self.supports_gpu_offload else 0
-        return int(self._gpu_layers)
+    def _resolve_gpu_layers(self, info: ModelInfo) -> int:
+        """llama.cpp's ``n_gpu_layers``: "auto" is ``plan_fit``'s pick (0 on a CPU-only build)."""
+        n_layers = info.n_layers or 0
+        if self._gpu_layers != "auto":
+            return llama_gpu_layers(int(self._gpu_layers), n_layers)
+        if not self.supports_gpu_offload:
+            # A GPU build that found no GPU: asking for layers makes the worker say why it cannot.
+            return -1 if self._hello.get("gpu_backends") else 0
+        total, free = gpu_memory()
+        plan = plan_fit(info, self._planned_context(), self._kv_cache_type, total, free, self._vram_reserve)
+        logger.info("GPU layers for %s: %s", self.name, plan.sentence)
+        return llama_gpu_layers(plan.auto_layers, n_layers)
 
     async def _expect(
         self, worker: WorkerProcess, queue: asyncio.Queue[Event | WorkerExited], wanted: str, doing: str

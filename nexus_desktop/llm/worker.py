@@ -2,7 +2,7 @@
 
 It speaks JSON lines.  Commands arrive on stdin::
 
-    {"cmd": "load", "path", "n_ctx", "n_threads", "n_gpu_layers", "lora": {"path", "scale"} or null}
+    {"cmd": "load", "path", "n_ctx", "n_threads", "n_gpu_layers", "kv_type", "lora": {"path", "scale"}}
     {"cmd": "generate", "id": ..., "messages": [{"role", "content"}], "sampling": {...}, "continue_last"}
     {"cmd": "cancel", "id": ...}
     {"cmd": "tokenize", "id": ..., "texts": [...]}
@@ -12,6 +12,10 @@ It speaks JSON lines.  Commands arrive on stdin::
 ``sampling`` holds ``contract.SamplingSettings``'s fields; its ``template`` (an
 ``InstructTemplate``'s fields, or null for the model's own chat template) writes the prompt.
 ``continue_last``: the last message is an unfinished reply, and the prompt ends with its text.
+``lora`` may be null; ``kv_type`` ("f16", "q8_0" or "q4_0", default f16) is the KV cache's
+type, and a quantised one turns flash attention on, which llama.cpp needs for a quantised V
+cache.  A load with GPU layers that the GPU cannot take goes on with the CPU, and ``loaded``
+says why in ``notice``.
 
 Events leave on stdout: ``hello``, ``loaded``, ``token``, ``done``, ``tokens``, ``prompt`` and ``error``
 (see ``local.py`` for their fields).  Only this protocol uses the real stdout: file descriptor 1
@@ -31,9 +35,11 @@ import random
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from nexus_desktop.children.jsonlines import Channel
+from nexus_desktop.llm.vram_fit import layers_on_gpu
 from nexus_desktop.llm.worker_prompt import TemplateRefused, start_chat
 from nexus_desktop.llm.worker_sampling import (
     LLAMA_SAMPLING,
@@ -170,6 +176,42 @@ def keep_native_stderr() -> None:
     silencer.__init__ = never_silence
 
 
+_GPU_BACKENDS = {"cuda": "CUDA", "vulkan": "Vulkan", "hip": "ROCm", "sycl": "SYCL", "metal": "Metal"}
+
+
+def built_gpu_backends(lib_dir: Path) -> list[str]:
+    """The GPU backends this llama.cpp build ships (``libggml-cuda.so`` and so on)."""
+    names = {file.name.lower() for file in lib_dir.glob("*ggml-*")} if lib_dir.is_dir() else set()
+    return [label for key, label in _GPU_BACKENDS.items() if any(f"ggml-{key}." in name for name in names)]
+
+
+def cpu_fallback_notice(
+    n_gpu_layers: int, load_error: str | None, gpu_device: bool, built_backends: list[str]
+) -> str | None:
+    """Why a load asking for GPU layers goes on with the CPU instead, or None when it should not.
+
+    ``load_error``: what the load with GPU layers raised (None: it was not tried yet);
+    ``gpu_device``: llama.cpp found a GPU (``llama_supports_gpu_offload``); ``built_backends``:
+    the GPU backends the build ships.  A build with CUDA that finds no GPU means a driver it
+    cannot use; a load that fails on a GPU is retried on the CPU, where a damaged file fails again.
+    """
+    if n_gpu_layers == 0:
+        return None
+    if load_error is None:
+        if built_backends and not gpu_device:
+            return (
+                f"This llama.cpp build has {' and '.join(built_backends)} but found no usable GPU "
+                "(the driver may be too old), so the model runs on the CPU; update the GPU driver."
+            )
+        return None
+    if not gpu_device:
+        return None  # the GPU took no part: the error is the model's
+    return (
+        f"The GPU could not load the model ({load_error[:160]}), so it runs on the CPU; "
+        "lower the GPU layers or the context, or update the GPU driver."
+    )
+
+
 class Worker:
     def __init__(self, protocol: Protocol) -> None:
         import llama_cpp
@@ -183,10 +225,13 @@ class Worker:
         self._abort_callback: Any = None
         self._shape = 0
         """Index into ``roles.SHAPES``: the first conversation shape this model's template took."""
+        self.gpu_device = bool(llama_cpp.llama_supports_gpu_offload())
+        self.gpu_backends = built_gpu_backends(Path(llama_cpp.__file__).parent / "lib")
         protocol.send(
             "hello",
             llama_cpp_version=llama_cpp.__version__,
-            supports_gpu_offload=bool(llama_cpp.llama_supports_gpu_offload()),
+            supports_gpu_offload=self.gpu_device,
+            gpu_backends=self.gpu_backends,
             pid=os.getpid(),
         )
 
@@ -213,25 +258,46 @@ class Worker:
                 "error", id=command.get("id"), message=f"{type(error).__name__}: {error}", kind="internal"
             )
 
+    def _open(self, command: dict[str, Any], n_gpu_layers: int) -> Any:
+        llama_cpp = self.llama_cpp
+        lora = command.get("lora") or {}
+        kv_type = getattr(llama_cpp, f"GGML_TYPE_{str(command.get('kv_type') or 'f16').upper()}")
+        self.log.errors.clear()
+        return counting_llama_class(llama_cpp)(
+            model_path=command["path"],
+            n_ctx=int(command["n_ctx"]),
+            n_threads=int(command["n_threads"]),
+            n_threads_batch=int(command["n_threads"]),
+            n_gpu_layers=n_gpu_layers,
+            type_k=kv_type,
+            type_v=kv_type,
+            flash_attn=kv_type != llama_cpp.GGML_TYPE_F16,
+            lora_path=lora.get("path"),
+            lora_scale=float(lora.get("scale", 1.0)),
+            verbose=False,
+        )
+
     def load(self, command: dict[str, Any]) -> None:
         llama_cpp = self.llama_cpp
         started = time.perf_counter()
-        lora = command.get("lora") or {}
-        self.log.errors.clear()
+        requested_gpu = int(command["n_gpu_layers"])
+        notice = cpu_fallback_notice(requested_gpu, None, self.gpu_device, self.gpu_backends)
+        if notice is not None:
+            requested_gpu = 0
         try:
-            llm = counting_llama_class(llama_cpp)(
-                model_path=command["path"],
-                n_ctx=int(command["n_ctx"]),
-                n_threads=int(command["n_threads"]),
-                n_threads_batch=int(command["n_threads"]),
-                n_gpu_layers=int(command["n_gpu_layers"]),
-                lora_path=lora.get("path"),
-                lora_scale=float(lora.get("scale", 1.0)),
-                verbose=False,
-            )
+            llm = self._open(command, requested_gpu)
         except Exception as error:
-            self.protocol.send("error", message=self.log.reason(str(error)), kind="load")
-            return
+            reason = self.log.reason(str(error))
+            notice = cpu_fallback_notice(requested_gpu, reason, self.gpu_device, self.gpu_backends)
+            if notice is None:
+                self.protocol.send("error", message=reason, kind="load")
+                return
+            requested_gpu = 0
+            try:
+                llm = self._open(command, requested_gpu)
+            except Exception as cpu_error:
+                self.protocol.send("error", message=self.log.reason(str(cpu_error)), kind="load")
+                return
         self.llm = llm
         self._shape = 0
 
@@ -241,15 +307,13 @@ class Worker:
 
         self._abort_callback = should_abort
         n_layers = int(llama_cpp.llama_model_n_layer(llm.model))
-        requested_gpu = int(command["n_gpu_layers"])
-        offloaded = 0
-        if llama_cpp.llama_supports_gpu_offload():
-            offloaded = n_layers if requested_gpu < 0 else min(requested_gpu, n_layers)
+        offloaded = layers_on_gpu(requested_gpu, n_layers) if self.gpu_device else 0
         self.protocol.send(
             "loaded",
             n_ctx=int(llm.n_ctx()),
             n_layers=n_layers,
             gpu_layers_used=offloaded,
+            notice=notice or "",
             load_seconds=time.perf_counter() - started,
             chat_template=llm.metadata.get("tokenizer.chat_template"),
             chat_format=llm.chat_format,

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
+from nexus_desktop.modules.discovery import bundled_modules_dir
 from nexus_desktop.modules.errors import TransitionError
 from nexus_desktop.modules.lifecycle import ModuleState, UserAction
 from nexus_desktop.modules.registry import ApprovalRequest, ModuleCard, ModuleHost
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 BUNDLED_REASON = "bundled with NEXUS Desktop"
-REPO_PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
+REPO_PLUGINS_DIR = bundled_modules_dir()  # beside the package in a checkout or a bundle, inside it in a wheel
 _MAY_RUN = (ModuleState.ENABLED, ModuleState.FAILED)
 
 

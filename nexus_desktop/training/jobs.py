@@ -100,6 +100,7 @@ class JobManager:
         self._lock = threading.RLock()
         self._running: _Running | None = None
         self._closed = False
+        self._held = False
         self.decided: list[int] = []
         """The jobs this manager decided, in order (the CLI gates the DONE ones)."""
         if recover:
@@ -196,6 +197,26 @@ class JobManager:
                     kill_tree(process)
         return self.get(job_id)
 
+    def hold(self, held: bool) -> int | None:
+        """Game mode: hold queued jobs and suspend the running trainer's processes (``held``), or
+        let them go on.  Returns the running job's id, if any."""
+        with self._lock:
+            self._held = held
+            running = self._running
+            if running is not None:
+                try:
+                    family = [running.process, *running.process.children(recursive=True)]
+                except psutil.Error:
+                    family = [running.process]
+                for member in family:
+                    try:
+                        member.suspend() if held else member.resume()
+                    except psutil.Error:
+                        pass  # it ended meanwhile
+        if not held:
+            self._start_next()
+        return running.job_id if running is not None else None
+
     def wait(self, job_id: int, timeout: float = 3600.0) -> TrainingJob:
         deadline = time.monotonic() + timeout
         while True:
@@ -267,7 +288,7 @@ class JobManager:
 
     def _start_next(self) -> None:
         with self._lock:
-            if self._running is not None or self._closed:
+            if self._running is not None or self._closed or self._held:
                 return
             with Session(self.engine) as s:
                 query = select(TrainingJob).where(TrainingJob.state == JobState.PENDING)

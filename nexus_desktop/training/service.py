@@ -435,6 +435,15 @@ class TrainingService:
         """Add the good rows of a JSONL file (Alpaca, ShareGPT or text/label) as the model's examples."""
         return await self._call(lambda: import_file(self.engine, self._spec(model_id), path))
 
+    async def pause(self, reason: str) -> None:
+        """Suspend a running trainer and hold the queue (game mode) until ``resume``."""
+        job_id = await self._call(lambda: self._jobs().hold(True))
+        if job_id is not None:
+            self._notices.add("paused", f"Training paused: {reason}", "It goes on afterwards.", job_id)
+
+    async def resume(self) -> None:
+        await self._call(lambda: self._jobs().hold(False))
+
     async def aclose(self, *, stop_training: bool = True) -> None:
         manager = self._manager
         if manager is not None:

@@ -56,12 +56,23 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def bundled_trainer() -> Path | None:
+    """The trainer's own executable in an installed bundle (installers/bundle/), which runs
+    ``-m training.train`` like a Python with torch would; None outside a bundle or without it."""
+    if not getattr(sys, "frozen", False):
+        return None
+    name = "nexus-trainer.exe" if os.name == "nt" else "nexus-trainer"
+    program = Path(sys.executable).parent / "trainer" / name
+    return program if program.is_file() else None
+
+
 def default_trainer_command(python: str | None = None) -> list[str]:
-    """``<python> -m training.train``: the setting, then $NEXUS_TRAINER_PYTHON, then .venv-train."""
+    """``<python> -m training.train``: the setting, then $NEXUS_TRAINER_PYTHON, then the bundle's
+    trainer, then .venv-train."""
     chosen = python or os.environ.get(TRAINER_PYTHON_ENV)
     if not chosen:
         venv = repo_root() / ".venv-train" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-        chosen = str(venv) if venv.exists() else sys.executable
+        chosen = str(bundled_trainer() or (venv if venv.exists() else sys.executable))
     return [chosen, "-m", "training.train"]
 
 

@@ -15,6 +15,8 @@ import time
 
 from PySide6.QtWidgets import QApplication
 
+SMOKE_FLAG = "--smoke-test"
+
 
 def main(argv: list[str] | None = None) -> int:
     # Until the event loop runs, start-up only creates objects that live on (modules, classes,
@@ -28,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     # QT_QPA_PLATFORM (offscreen, xcb, wayland…) is read by Qt itself from the environment.
     # Fusion comes from the command line: QApplication.setStyle() would cost ~10 ms (see theme).
     args = list(argv if argv is not None else sys.argv)
+    smoke = SMOKE_FLAG in args  # installers/bundle/smoke.sh: start, load the model, quit
+    args = [arg for arg in args if arg != SMOKE_FLAG]
     if not any(arg.startswith(("-style", "--style")) for arg in args):
         args += ["-style", "Fusion"]
     app = QApplication(args)
@@ -48,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     window.build_ui()
     # The message box takes typing now; a Send before the chat has opened is sent when it opens.
     window.chat_view.wait_for_chat()
-    app.setWindowIcon(app_icon())
     # Paint the built window before asyncio and qasync load (they cost more than the window).
     app.processEvents()
     if probe:
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from nexus_desktop.ui.lifecycle import Application, install_quit_signals
 
     app.processEvents()
+    # The window manager's icon can come a few milliseconds after the first frames (7 sizes drawn).
+    app.setWindowIcon(app_icon())
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -72,8 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     notifier = install_quit_signals(app, application.quit)
     gc.enable()
     with loop:
-        loop.call_soon(application.start_soon)
+        if smoke:
+            from nexus_desktop.ui.smoke_test import smoke_test
+
+            smoke_check = loop.create_task(smoke_test(application))  # held: asyncio keeps tasks weakly
+        else:
+            loop.call_soon(application.start_soon)
         loop.run_until_complete(application.finished.wait())
+    if smoke:
+        del smoke_check
     del notifier
     return application.exit_code
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
     from nexus_desktop.ui.main_window import MainWindow
+    from nexus_desktop.ui.model_library import ModelLibraryPage
     from nexus_desktop.ui.training_tray import TrainingTray
     from nexus_desktop.ui.tray import Tray
 
@@ -58,6 +59,7 @@ class Application:
         self.core: AppCore | None = None
         self.tray: Tray | None = None
         self.training_tray: TrainingTray | None = None
+        self.model_library: ModelLibraryPage | None = None
         self.finished = asyncio.Event()
         self.exit_code = 0
         self._stopping = False
@@ -85,6 +87,9 @@ class Application:
         self.tray = Tray.create(self.window, self.quit)
         self.window.set_tray(self.tray)
         await self.window.attach(self.core)
+        if self.tray is not None:
+            self.tray.bind_game_mode(self.core)
+        self.core.start_game_mode()  # games unload the model; so does a model left unused
         from nexus_desktop.ui.first_run import ask_name_if_new
 
         ask_name_if_new(self.window.chat_view)  # a panel over the message box; nothing waits on it
@@ -113,7 +118,7 @@ class Application:
         freeze_startup_heap()
 
     def _add_pages(self, core: AppCore) -> None:
-        """The Modules, Training and Dashboards pages: built on first visit, or one by one once the
+        """The Models, Modules, Training and Dashboards pages: built on first visit, or one by one once the
         chat is open (``build_pages_soon``), never on the way to the first keystroke."""
 
         def modules() -> QWidget:
@@ -138,6 +143,16 @@ class Application:
             page.bind(core.store.engine, core.running_modules)
             return page
 
+        def models() -> QWidget:
+            from nexus_desktop.ui.model_library import ModelLibraryPage
+
+            page = ModelLibraryPage()
+            page.bind(core, self.window.apply_settings)  # "Use this model" as the settings dialog applies
+            page.models_changed.connect(self.window.refresh_models)  # the picker lists downloads too
+            self.model_library = page
+            return page
+
+        self.window.add_lazy_page("models", "Models", "chip", models)
         self.window.add_lazy_page("modules", "Modules", "grid", modules)
         self.window.add_lazy_page("training", "Training", "chart", training)
         self.window.add_lazy_page("dashboards", "Dashboards", "gauge", dashboards)
@@ -161,6 +176,8 @@ class Application:
     async def _shutdown(self) -> None:
         try:
             await self.window.chat_view.stop_and_wait()
+            if self.model_library is not None:  # running downloads pause; their .part files resume
+                await asyncio.to_thread(self.model_library.close_downloads)
             if self.training_tray is not None:
                 self.training_tray.stop()
             if self.core is not None:

@@ -45,6 +45,7 @@ GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 # The pages the app adds once its core is up (ui/lifecycle.py); reserving them when the window is
 # built puts the page rail in place from the first frame, so nothing shifts when they arrive.
 APP_PAGES = (
+    ("models", "Models", "chip"),
     ("modules", "Modules", "grid"),
     ("training", "Training", "chart"),
     ("dashboards", "Dashboards", "gauge"),
@@ -231,6 +232,9 @@ class MainWindow(QMainWindow):
         use_line_icons_in_qt_dialogs()
         # The source manager owns the model's state; the status line only draws it.
         core.sources.listeners.subscribe(self._draw_model_state)
+        from nexus_desktop.ui.game_mode_view import GameModeBadge
+
+        self.game_mode_badge = GameModeBadge.attach(self.status_line, core.game_mode)  # game mode
         # The lists follow the store: writes here and in other processes (the CLI) arrive as changes.
         core.changes.subscribe(self._changed)
         core.db_watcher.start()
@@ -401,10 +405,11 @@ class MainWindow(QMainWindow):
 
         assert self.core is not None
         core = self.core
-        models_dir = core.settings.models_dir or None
+        folder = core.settings.models_folder
 
         def work() -> tuple[list[Any], Path | None]:
-            return list_models(models_dir), default_model_path()
+            # Without a chosen folder the data folder's models/ is listed: downloads land there.
+            return list_models(folder()), default_model_path()
 
         def show(result: tuple[list[Any], Path | None]) -> None:
             self.top_bar.model_picker.set_models(result[0], core.settings, result[1])

@@ -22,8 +22,12 @@ def status_text(state: ModelState) -> tuple[str, str]:
         if state.gpu_layers > 0:
             details.append(f"{state.gpu_layers} layers on GPU")
         text = "Ready · " + " · ".join(details)
+        if state.note:  # a GPU that could not take the model: it says why
+            text = f"{text} — {state.note}"
     elif state.phase == "failed" and state.error is not None:
         text = f"Model not loaded — {describe_error(state.error)}"
+    elif state.note:  # unloaded on purpose (keep-alive, game mode): it says why
+        text = f"{state.note} · {state.name}" if state.name else state.note
     else:
         text = "No model loaded"
     return _DOT[state.phase], text

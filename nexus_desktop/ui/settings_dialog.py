@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
 
 from nexus_desktop.ui.appearance_page import AppearancePage
 from nexus_desktop.ui.chat_view import describe_error
+from nexus_desktop.ui.game_mode_section import GameModeSection
+from nexus_desktop.ui.gpu_section import GpuSection
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.sampler_page import SamplerPage
 from nexus_desktop.ui.widgets import BannerArea, help_label, push_button
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
     from nexus_desktop.settings import Settings
 
-PAGES = {"model": 0, "generation": 1, "remote": 2, "app": 3, "appearance": 4}
+PAGES = {"model": 0, "generation": 1, "remote": 2, "app": 3, "appearance": 4, "game": 5}
 KEY_NAME = "remote-api-key"  # the name SourceManager reads (chat.sources.REMOTE_KEY_NAME)
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 
@@ -86,6 +88,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(scrolled(self._app_page()), "App")
         self.appearance = AppearancePage()  # previews as it changes; Cancel puts the saved look back
         self.tabs.addTab(scrolled(self.appearance), "Appearance")
+        self.game_mode = GameModeSection(core.game_mode)  # the switch, detection, keep-alive
+        self.tabs.addTab(scrolled(self.game_mode), "Game mode")
         self.rejected.connect(self.appearance.revert)
         self.tabs.setCurrentIndex(PAGES.get(page, 0))
         layout.addWidget(self.tabs, 1)
@@ -103,6 +107,10 @@ class SettingsDialog(QDialog):
         self.load(core.settings)
         self.use_remote.toggled.connect(lambda _on: self._source_changed())
         self.model_path.editingFinished.connect(self._source_changed)
+        self.model_path.textChanged.connect(self.gpu.set_model_path)
+        self.samplers.context_size.box.valueChanged.connect(self.gpu.set_context)
+        self.gpu.set_model_path(self.model_path.text())
+        self.gpu.probe_hardware()
         self._probe_build()
         self._probe_key()
 
@@ -124,16 +132,7 @@ class SettingsDialog(QDialog):
         self.threads = QSpinBox()
         self.threads.setRange(1, 256)
         form.addRow("CPU threads", self.threads)
-        self.gpu_auto = QCheckBox("Auto")
-        self.gpu_layers = QSpinBox()
-        self.gpu_layers.setRange(-1, 999)
-        self.gpu_layers.setSpecialValueText("All layers")
-        self.gpu_layers.setToolTip("How many layers go to the GPU; 0 keeps the model on the CPU")
-        self.gpu_auto.toggled.connect(lambda on: self.gpu_layers.setEnabled(not on))
-        gpu_row = QHBoxLayout()
-        gpu_row.addWidget(self.gpu_auto)
-        gpu_row.addWidget(self.gpu_layers, 1)
-        form.addRow("GPU layers", gpu_row)
+        self.gpu = GpuSection(self, form)
         self.build_label = help_label("Checking the installed llama.cpp build…")
         self.build_label.setTextInteractionFlags(self.build_label.textInteractionFlags() | self._selectable())
         form.addRow("", self.build_label)
@@ -227,12 +226,11 @@ class SettingsDialog(QDialog):
 
     def load(self, s: Settings) -> None:
         self.appearance.load(s)
+        self.game_mode.load(s)
         self.model_path.setText(s.model_path)
         self.models_dir.setText(s.models_dir)
         self.threads.setValue(s.threads)
-        self.gpu_auto.setChecked(s.gpu_layers == "auto")
-        self.gpu_layers.setValue(s.gpu_layers if isinstance(s.gpu_layers, int) else -1)
-        self.gpu_layers.setEnabled(s.gpu_layers != "auto")
+        self.gpu.load(s)
         self.samplers.load(s)
         self.use_remote.setChecked(s.source == "remote")
         self.base_url.setText(s.remote_base_url)
@@ -254,14 +252,15 @@ class SettingsDialog(QDialog):
             model_path=self.model_path.text().strip(),
             models_dir=self.models_dir.text().strip(),
             threads=self.threads.value(),
-            gpu_layers="auto" if self.gpu_auto.isChecked() else self.gpu_layers.value(),
             remote_base_url=self.base_url.text().strip(),
             remote_model=self.remote_model.currentText().strip(),
             minimize_to_tray=self.minimize_to_tray.isChecked(),
             prometheus_enabled=self.prometheus_enabled.isChecked(),
             prometheus_port=self.prometheus_port.value(),
         )
+        values.update(self.gpu.values())
         values.update(self.appearance.values())
+        values.update(self.game_mode.values())
         values.update(self.samplers.values())
         if values["source"] == "remote" and not values["remote_model"]:
             raise ValueError(

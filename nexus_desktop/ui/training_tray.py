@@ -19,7 +19,7 @@ from nexus_desktop.ui.theme import COLORS, app_icon, draw_logo
 
 POLL_MS = 1000
 IDLE_TOOLTIP = "NEXUS Desktop"
-NOTIFY_KINDS = frozenset({"finished", "failed", "promoted", "approved", "rejected", "judge_failed"})
+NOTIFY_KINDS = frozenset({"finished", "failed", "promoted", "approved", "rejected", "judge_failed", "paused"})
 
 
 def progress_icon(percent: int, size: int = 64) -> QIcon:

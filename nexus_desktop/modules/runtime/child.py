@@ -71,6 +71,8 @@ def _policy(load: dict[str, Any]) -> Any:
     import nexus_desktop
 
     system = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    if getattr(sys, "frozen", False):
+        system.add(sys.executable)  # in the bundle, Python modules load from the program's own archive
     package = str(Path(nexus_desktop.__file__).resolve().parent)
     reads = [*system, package, load["folder"], *permissions.get("read", ()), "/dev/urandom"]
     writes = [load["data_dir"], *load.get("scratch_dirs", ()), *permissions.get("write", ()), os.devnull]
