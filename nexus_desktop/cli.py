@@ -63,6 +63,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from nexus_desktop import cli_game
 
     cli_game.add_subcommands(commands)
+    from nexus_desktop import cli_providers
+
+    cli_providers.add_subcommands(commands)
     return parser
 
 
@@ -92,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command in cli_game.COMMANDS:
             return cli_game.run(args)
+        from nexus_desktop import cli_providers
+
+        if args.command in cli_providers.COMMANDS:
+            return cli_providers.run(args)
         if args.command == "doctor":
             from nexus_desktop.doctor import doctor_report
 

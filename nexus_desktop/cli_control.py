@@ -101,6 +101,9 @@ def _scheduler_status(engine: Engine) -> int:
         )
         if row.last_outcome in ("error", "timeout") and row.last_error:
             print(f"    last {row.last_outcome}: {row.last_error}")
+    from nexus_desktop.coevolve.versions import summary
+
+    print(f"\n{summary(engine)}")  # what module-coevolution has done, per template version
     print("\nTasks run while the app is open; run one now with: nexus scheduler run TASK")
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nexus_desktop import paths
+from nexus_desktop.builder.service import BuildService
 from nexus_desktop.cards.io import card_to_record
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.cards.service import CharacterService
@@ -25,6 +26,7 @@ from nexus_desktop.chat.routing import IntentRouter
 from nexus_desktop.chat.service import ChatService
 from nexus_desktop.chat.sources import SourceManager
 from nexus_desktop.chat.tools import CombinedTools, InProcessTools
+from nexus_desktop.coevolve.step import Coevolution
 from nexus_desktop.control.app_tasks import AppTasks
 from nexus_desktop.control.governor import Governor
 from nexus_desktop.control.loop import Loop
@@ -39,6 +41,7 @@ from nexus_desktop.gaming.probes import default_probes
 from nexus_desktop.modules.characters import ModuleCharacters
 from nexus_desktop.modules.registry import make_plugin_manager
 from nexus_desktop.modules.service import ModuleService
+from nexus_desktop.providers import TaskRouter
 from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
 from nexus_desktop.training import pipeline
@@ -109,12 +112,43 @@ class AppCore:
             reports_dir=reports_dir(self.store.path.parent),
             record_call=self.metrics.record,
         )
-        self.tasks = AppTasks(self.scheduler, self.loop, self.modules.supervisor)
+        # Co-evolution of the module builder (off unless Settings say so): its nightly task tries
+        # a candidate template on harder requests and keeps it when it passes more of them.
+        self.coevolution = Coevolution(
+            self.store.engine,
+            lambda: self.settings,
+            self.modules,
+            lambda: self.task_router,
+            staging_dir=self.store.path.parent / "module-builds",
+        )
+        self.tasks = AppTasks(
+            self.scheduler, self.loop, self.modules.supervisor, coevolution=self.coevolution.run_task
+        )
         self._scheduler_started = False
+        # Which source each kind of work runs on (chat, routing, code generation, judging), with
+        # every decision and its outcome recorded: the builder, the tool choice and the router ask it.
+        self.task_router = TaskRouter(
+            self.store.engine,
+            lambda: self.settings,
+            self.secrets.get,
+            game_action=lambda: self.sources.game_action,
+        )
+        # "Build me X": a module written by the routed code source and tested in the sandbox; each
+        # round's files stay in module-builds/ for inspection (issue 14).
+        self.builds = BuildService(
+            self.store.engine,
+            self.modules,
+            lambda: self.task_router,
+            staging_dir=self.store.path.parent / "module-builds",
+            collect=self.collector.collect,
+            template_version=self.coevolution.current_version,
+        )
         self.router = IntentRouter(
             lambda: active_router(self.store.engine),
             lexical=lambda: lexical_router(self.store.engine),
             record_call=self.metrics.record,
+            task_router=self.task_router,
+            model_may_route=lambda: self.settings.tools_by_model,
         )
         # Character policies: budgets, tool cooldowns and prerequisites, enforced on every reply.
         self.governor = Governor(self.store.engine)
@@ -133,6 +167,9 @@ class AppCore:
             record_call=self.metrics.record,
             on_model_crash=self.sources.report_crash,
             changes=self.changes,
+            # "build me …" (the router's build_module, or /build …) goes to the builder instead.
+            start_build=lambda text, chat_id: self.builds.start(text, chat_id=chat_id),
+            task_router=self.task_router,
         )
         # Game mode gives the GPU to a game; keep-alive unloads a model left unused.  Both start
         # with the window (``start_game_mode``), not with a CLI command.
@@ -210,6 +247,7 @@ class AppCore:
             return
         self._scheduler_started = True
         await self.loop.abandon_stale()  # cycles a killed app left running
+        await self.coevolution.load()  # the template versions it kept, read off the event loop
         self.tasks.add_builtins()
         self.tasks.sync_modules()
         self.modules.listeners.append(self.tasks.sync_modules)
@@ -243,6 +281,7 @@ class AppCore:
         if self._watcher is not None:
             await self._watcher.aclose()
         await self.chat.pipeline.wait_finished()  # reply_did_finish calls still with the modules
+        await self.builds.aclose()  # a running build is stored as stopped before modules close
         await self.modules.aclose()
         await self.module_characters.wait()
         await self.training.aclose(stop_training=True)

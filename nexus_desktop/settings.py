@@ -71,6 +71,9 @@ class Settings(Samplers):
     # Modules: developer mode reloads the user's own modules folder on save without re-approval.
     modules_developer_mode: bool = False
     modules_developer_dir: str = ""
+    # Co-evolution (coevolve/): a nightly task builds harder module requests and keeps template
+    # versions that pass more of them.  Off by default: it spends the code model's time.
+    module_coevolution: bool = False
 
     # The trainer's Python (a venv with torch, and Unsloth on CUDA); empty means .venv-train.
     trainer_python: str = ""

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import SQLModel
 
+from nexus_desktop.builder import tables as builder_tables  # noqa: F401  (registered too)
+from nexus_desktop.coevolve import tables as coevolve_tables  # noqa: F401  (registered too)
 from nexus_desktop.control import tables as control_tables  # noqa: F401  (registered too)
 from nexus_desktop.db import tables  # noqa: F401  (registers the tables in SQLModel.metadata)
 from nexus_desktop.db.migrations import MIGRATIONS

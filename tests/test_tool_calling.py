@@ -581,3 +581,84 @@ def test_argument_problems_name_each_wrong_field() -> None:
     assert argument_problems(schema, {"n": True}) == ["n must be integer, not true"]
     assert argument_problems(schema, {}) == ["'n' is missing"]
     assert json.dumps(argument_problems(schema, [])) == '["arguments must be object, not []"]'
+
+
+# Provider routing: the task router picks who chooses the tool and who routes -------------------
+
+
+def test_the_task_router_sends_the_tool_choice_to_the_configured_remote_provider(
+    core: AppCore, tools: InProcessTools
+) -> None:
+    from sqlmodel import select
+
+    from nexus_desktop.db.engine import session
+    from nexus_desktop.providers import TaskRouter
+    from nexus_desktop.providers.tables import RouteRecord
+    from tests.chat_server import running_chat_server
+
+    with running_chat_server() as remote:
+        remote.tool_choices = ["dice.roll"]
+        remote.tool_arguments = ['{"notation": "2d6"}']
+        core.settings = core.settings.model_copy(
+            update={"remote_base_url": remote.base_url, "remote_model": "scripted", "tools_by_model": True}
+        )
+        router = TaskRouter(core.store.engine, lambda: core.settings, {}.get)
+        chat_source = ScriptedSource(["Two dice, rolled."])
+
+        async def get_source(_character: str) -> ModelSource:
+            return chat_source
+
+        core.chat = ChatService(core.db, get_source, lambda: core.settings, lambda: tools, task_router=router)
+        _chat_id, events = send(core, "roll two six-sided dice for me")
+
+    called = next(e for e in events if isinstance(e, ToolCalled))
+    assert called.name == "dice.roll" and called.arguments == {"notation": "2d6"} and called.result.ok
+    # The remote provider chose and filled in the call; the chat's own model only wrote the reply.
+    asked = [("grammar" in r, "response_format" in r) for r in remote.requests]
+    assert asked == [(True, False), (False, True)]
+    assert [r.grammar for r in chat_source.requests] == [None]
+    with session(core.store.engine) as db:
+        [row] = db.exec(select(RouteRecord)).all()
+    assert (row.task, row.source_name, row.outcome) == ("routing", "remote: scripted", "ok")
+
+
+def test_without_a_trained_router_a_remote_provider_routes_build_requests_when_the_user_allows_it(
+    private_data_dir: Path,
+) -> None:
+    from nexus_desktop.chat.routing import IntentRouter
+    from nexus_desktop.db.store import Store
+    from nexus_desktop.providers import TaskRouter
+    from nexus_desktop.settings import Settings
+    from tests.chat_server import running_chat_server
+
+    store = Store(private_data_dir / "nexus.db")
+    settings = Settings()
+    task_router = TaskRouter(store.engine, lambda: settings, {}.get)
+
+    def allowed() -> bool:
+        return settings.tools_by_model
+
+    router = IntentRouter(
+        lambda: None, lexical=lambda: None, task_router=task_router, model_may_route=allowed
+    )
+    try:
+        with running_chat_server() as remote:
+            remote.tool_choices = ["build_module"]
+            # No remote provider: the small local model never routes, allowed or not.
+            settings = Settings(tools_by_model=True)
+            assert asyncio.run(router.route("build me a tracker for my Steam playtime")) is None
+            # A remote provider the user did not allow to pick (one more call per message): no call.
+            settings = Settings(remote_base_url=remote.base_url, remote_model="scripted")
+            assert asyncio.run(router.route("build me a tracker for my Steam playtime")) is None
+            assert remote.requests == []
+            settings = Settings(remote_base_url=remote.base_url, remote_model="scripted", tools_by_model=True)
+            assert asyncio.run(router.route("build me a tracker for my Steam playtime")) == "build_module"
+            [request] = remote.requests
+            assert "build_module: Build a module" in request["messages"][0]["content"]
+        rates = asyncio.run(task_router.success_rates())
+        assert [(r.task, r.source_name, r.ok, r.total) for r in rates] == [
+            ("routing", "remote: scripted", 1, 1)
+        ]
+    finally:
+        asyncio.run(router.aclose())
+        store.close()

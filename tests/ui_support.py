@@ -57,6 +57,10 @@ def qt_loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
     from nexus_desktop.ui.theme import apply_theme
 
     apply_theme(qapp)
+    # As the app does once its loop runs: garbage is collected on the Qt thread only.
+    from nexus_desktop.ui.gc_pause import collect_garbage_on_qt_thread
+
+    collect_garbage_on_qt_thread()
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.set_event_loop(loop)
     yield loop

@@ -85,8 +85,19 @@ class SpeakerChosen:
     name: str
 
 
+@dataclass(frozen=True)
+class BuildStarted:
+    """The intent router said ``build_module``: the request went to the module builder instead of
+    the model.  ``message`` is the saved ``tool`` message whose ``stats["build"]["build_id"]``
+    names the build (the chat shows it as a build card, rebuilt from the stored build)."""
+
+    build_id: int
+    message: Message
+
+
 ChatEvent = (
     UserMessageSaved
+    | BuildStarted
     | HistoryTrimmed
     | ToolCalled
     | ReplyToken

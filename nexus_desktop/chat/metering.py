@@ -77,6 +77,19 @@ class MeteredSource:
         self._kind = source_kind(inner)
         self._adapter = adapter_of(inner)
 
+    def metering(self, inner: ModelSource) -> MeteredSource:
+        """``inner`` recorded and budgeted as this source is (a tool choice routed to another
+        source still counts against the character's budget)."""
+        return MeteredSource(
+            inner,
+            character=self.character,
+            governor=self.governor,
+            policy=self.policy,
+            count=inner.count_tokens,
+            record=self._record,
+            in_db=self._in_db,
+        )
+
     @property
     def name(self) -> str:
         return self.inner.name

@@ -26,7 +26,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.chat.events import (
@@ -62,6 +62,9 @@ from nexus_desktop.llm.contract import (
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.settings import Settings
 from nexus_desktop.training import examples as signals
+
+if TYPE_CHECKING:
+    from nexus_desktop.providers import TaskRouter
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +108,11 @@ class ReplyPipeline(WritingReplies):
         collect: Collect,
         route: Route | None,
         record_call: RecordCall | None,
+        task_router: TaskRouter | None = None,
     ) -> None:
         self.db = db
         self.governor = governor
-        self.tools = ToolRounds(db, governor, get_tools, route, collect)
+        self.tools = ToolRounds(db, governor, get_tools, route, collect, task_router)
         self._get_source = get_source
         self._get_settings = get_settings
         self._get_interceptors = get_interceptors

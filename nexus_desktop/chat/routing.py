@@ -2,8 +2,11 @@
 
 Without a promoted router, the bag-of-words classifier the gate saved routes instead when the
 latest gate decision found it at least as good as the learned router (no model call is worth
-making then).  Without either the chat runs tools on typed commands only (and, if the user opted
-in, lets the chat model pick); the base model alone routes at chance level, so it is never used.
+making then).  Without either, when the user lets the model pick tools (``tools_by_model``), a
+remote provider the task router picks for routing (``providers``) classifies by the labels'
+descriptions; otherwise the chat runs tools on typed
+commands only (and, if the user opted in, lets the chat model pick): the small base model alone
+routes at chance level, so it is never used.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from nexus_desktop.control.metrics import CallSite, RecordCall, adapter_label
 from nexus_desktop.llm.contract import ChatMessage, ModelError, ModelSource
+
+if TYPE_CHECKING:
+    from nexus_desktop.providers import TaskRouter
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,11 @@ ROUTE_CHOICES = {
     "system_status": "Check the system",
     "build_module": "Build a module",
 }
+
+
+def _zero_shot_prompt() -> str:
+    listing = "\n".join(f"- {label}: {words}" for label, words in ROUTE_CHOICES.items())
+    return f"Classify the user's message. Answer with one of these labels and nothing else:\n{listing}"
 
 
 def label_for_tool(tool: str) -> str | None:
@@ -65,9 +76,17 @@ class IntentRouter:
         lexical: Callable[[], WordRouter | None] | None = None,
         threads: int = 1,
         record_call: RecordCall | None = None,
+        task_router: TaskRouter | None = None,
+        model_may_route: Callable[[], bool] = lambda: False,
     ) -> None:
         """``lexical`` gives the bag-of-words router to use when ``lookup`` finds no promoted one;
-        ``record_call`` records every routing call (ok or failed) as a ``routing`` model call."""
+        ``record_call`` records every routing call (ok or failed) as a ``routing`` model call;
+        ``task_router`` (``providers``) names the source that routes when neither exists: a
+        remote provider routes by the label descriptions alone, a small local model does not;
+        ``model_may_route`` says whether the user allowed that (``settings.tools_by_model``: it costs
+        one more remote call per message)."""
+        self._task_router = task_router
+        self._model_may_route = model_may_route
         self._lookup = lookup
         self._lexical = lexical
         self._threads = threads
@@ -85,7 +104,9 @@ class IntentRouter:
             if found is None:
                 await self._close_locked()
                 words = await asyncio.to_thread(self._lexical) if self._lexical is not None else None
-                return words.predict(text) if words is not None else None
+                if words is not None:
+                    return words.predict(text)
+                return await self._route_by_provider(text)
             base, adapter, system_prompt, labels = found
             try:
                 source = await self._source_for(base, adapter)
@@ -96,6 +117,37 @@ class IntentRouter:
                 await self._close_locked()
                 return None
             return label if label in labels else None
+
+    async def _route_by_provider(self, text: str) -> str | None:
+        """Without a trained router: the routed source (only a remote one; a small local model
+        routes at chance level) picks a label from their descriptions; the outcome is recorded."""
+        from nexus_desktop.training.benchsuite import classify
+
+        router = self._task_router
+        if router is None or not self._model_may_route():
+            return None
+        if (await router.preview("routing")).kind != "remote":
+            return None
+        decision = await router.choose("routing")
+        labels = list(ROUTE_CHOICES)
+        site = None
+        if self._record_call is not None:
+            site = CallSite(self._record_call, "router", "routing", decision.source_name, source="remote")
+        messages = [ChatMessage("system", _zero_shot_prompt()), ChatMessage("user", text)]
+        label: str | None = None
+        try:
+            source = await router.open(decision)
+            try:
+                label = await classify(source, messages, labels, site=site)
+            finally:
+                await source.aclose()
+        except ModelError as error:
+            log.warning("Routing with %s failed; replying without it: %s", decision.source_name, error)
+            await router.record_outcome(decision, False, str(error))
+            return None
+        ok = label in labels
+        await router.record_outcome(decision, ok, "" if ok else f"answered {label!r}, not a label")
+        return label if ok else None
 
     def _site(self, base: Path, adapter: Path) -> CallSite | None:
         if self._record_call is None:

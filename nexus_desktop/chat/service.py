@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.changes import Change, Changes
 from nexus_desktop.chat import writing
 from nexus_desktop.chat.events import (
+    BuildStarted,
     ChatEvent,
     GovernorNotice,
     HistoryTrimmed,
@@ -46,9 +48,13 @@ from nexus_desktop.db.tables import Chat, Message
 from nexus_desktop.llm.contract import ModelCrashedError, RunContext
 from nexus_desktop.training import examples as signals
 
+if TYPE_CHECKING:
+    from nexus_desktop.providers import TaskRouter
+
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BuildStarted",
     "ChatEvent",
     "ChatService",
     "EmptyMessageError",
@@ -65,6 +71,20 @@ __all__ = [
     "stats_record",
     "strip_speaker",
 ]
+
+
+StartBuild = Callable[[str, int], Awaitable[int]]
+"""Hands a module request to the builder: (the request, the chat it came from) -> the build id
+(``BuildService.start``; the build runs in the background)."""
+BUILD_COMMAND = "/build"
+"""Typed before a description, it asks for a module build whatever the router says."""
+BUILD_LABEL = "build_module"
+
+
+def build_request(text: str) -> str | None:
+    """The description after ``/build``, or None when ``text`` is not that command."""
+    word, _, rest = text.strip().partition(" ")
+    return (rest.strip() or None) if word.lower() == BUILD_COMMAND else None
 
 
 class EmptyMessageError(ValueError):
@@ -97,13 +117,22 @@ class ChatService:
         record_call: RecordCall | None = None,
         on_model_crash: Callable[[ModelCrashedError], object] | None = None,
         changes: Changes | None = None,
+        start_build: StartBuild | None = None,
+        task_router: TaskRouter | None = None,
     ) -> None:
-        """``governor``: the character policies to enforce (one on this database when None);
+        """``task_router``: picks the source that chooses tools when the model picks them
+        (``providers``; the chat's own model without it); ``governor``: the character policies
+        to enforce (one on this database when None);
         ``get_interceptors``: the modules' chat hooks once modules run; ``record_call``: takes a
         ``ModelCall`` for every model call a reply makes (``MetricsRecorder.record``);
         ``on_model_crash``: told when a reply saw the model process die
-        (``SourceManager.report_crash``); ``changes``: where its writes are announced."""
+        (``SourceManager.report_crash``); ``changes``: where its writes are announced;
+        ``start_build``: where a message the router labels ``build_module`` (or ``/build …``) goes
+        instead of the model (``BuildService.start``)."""
         self.db = db
+        self._route = route
+        self._start_build = start_build
+        self._last_route: tuple[str, str | None] | None = None
         self.changes = changes or Changes()
         self._on_model_crash = on_model_crash or (lambda _error: None)
         self._collect: Collect = collect or (lambda _signal: None)
@@ -116,8 +145,9 @@ class ChatService:
             get_tools=get_tools,
             get_interceptors=get_interceptors,
             collect=self._collect,
-            route=route,
+            route=self._route_once if route is not None else None,
             record_call=record_call,
+            task_router=task_router,
         )
         self._runs: dict[int, RunContext] = {}
         """The reply being written in each chat: one at a time per chat, chats in parallel."""
@@ -166,6 +196,11 @@ class ChatService:
         with the real cause and leaves the chat as it was."""
         if not text.strip():
             raise EmptyMessageError()
+        request = await self._module_request(text)
+        if request is not None:
+            async for event in self._hand_to_builder(chat_id, text, request):
+                yield event
+            return
         group = await self._group(chat_id)
         if group is not None:
             async for event in self.groups.send(group, chat_id, text):
@@ -183,6 +218,44 @@ class ChatService:
                 yield UserMessageSaved(user_message)
                 async for event in self.pipeline.run(scope, notice, None, text):
                     yield event
+            finally:
+                self._messages_changed(chat_id)
+
+    async def _route_once(self, text: str) -> str | None:
+        """The router's label for ``text``; the send that just routed it does not route it again."""
+        assert self._route is not None
+        if self._last_route is not None and self._last_route[0] == text:
+            return self._last_route[1]
+        label = await self._route(text)
+        self._last_route = (text, label)
+        return label
+
+    async def _module_request(self, text: str) -> str | None:
+        """What to build when ``text`` asks for a module (``/build …`` or the router's
+        ``build_module``), else None; always None without a builder."""
+        if self._start_build is None:
+            return None
+        typed = build_request(text)
+        if typed is not None:
+            return typed
+        if self._route is not None and await self._route_once(text) == BUILD_LABEL:
+            return text
+        return None
+
+    async def _hand_to_builder(self, chat_id: int, text: str, request: str) -> AsyncIterator[ChatEvent]:
+        """Start the build first (a refused start saves nothing), then keep the user's message and
+        a ``tool`` message naming the build, which the chat shows as its build card."""
+        assert self._start_build is not None
+        with self._claim(chat_id):
+            build_id = await self._start_build(request, chat_id)
+            user_message = await self.db.call(self.db.store.add_message, chat_id, "user", text)
+            try:
+                yield UserMessageSaved(user_message)
+                build = {"build_id": build_id, "request": request}
+                stats = {"tool": "module builder", "ok": True, "build": build}
+                content = f"module builder\nstarted building a module for: {request}"
+                card = await self.db.call(self.db.store.add_message, chat_id, "tool", content, stats)
+                yield BuildStarted(build_id, card)
             finally:
                 self._messages_changed(chat_id)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.chat.commands import parse_command
@@ -35,10 +36,13 @@ from nexus_desktop.control.governor import DEFAULT_TOOL_ROUNDS, BudgetSpentError
 from nexus_desktop.control.policy import Policy
 from nexus_desktop.db.store import AsyncStore
 from nexus_desktop.db.tables import Message, Persona
-from nexus_desktop.llm.contract import ChatMessage, ModelCrashedError, RunContext
+from nexus_desktop.llm.contract import ChatMessage, ModelCrashedError, ModelError, ModelSource, RunContext
 from nexus_desktop.modules.specs import MessageContext
 from nexus_desktop.settings import Settings
 from nexus_desktop.training import examples as signals
+
+if TYPE_CHECKING:
+    from nexus_desktop.providers import RouteDecision, TaskRouter
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +80,12 @@ class ToolRounds:
         get_tools: ToolsGetter | None,
         route: Route | None,
         collect: Collect,
+        task_router: TaskRouter | None = None,
     ) -> None:
+        """``task_router`` picks the source that chooses tools when the model picks them; without
+        it the chat's own model does."""
         self.db = db
+        self.task_router = task_router
         self.governor = governor
         self._get_tools = get_tools
         self._route = route
@@ -169,14 +177,47 @@ class ToolRounds:
         recent = [
             ChatMessage("user" if m.role == "user" else "assistant", model_text(m)) for m in scope.history
         ]
+        router, decision = self.task_router, await self._tool_choice_source()
+        elsewhere = router is not None and decision is not None and not router.is_chat_source(decision)
+        opened: ModelSource | None = None
+        ok, detail = False, ""
         try:
-            return await decide_tool_call(scope.source, recent, tools, context=scope.run)
+            source = scope.source
+            if elsewhere:
+                assert router is not None and decision is not None
+                opened = await router.open(decision)
+                source = scope.source.metering(opened)
+            call = await decide_tool_call(source, recent, tools, context=scope.run)
+            ok = True
+            return call
         except ModelCrashedError as error:
             # A grammar llama.cpp cannot parse kills its process; the reply goes on without a tool.
             log.warning("Choosing a tool crashed the model process: %s", error)
+            detail = str(error)
         except BudgetSpentError:
-            pass  # the reply's own reservation says so to the user
+            decision = None  # the reply's own reservation says so to the user; no outcome to record
+        except ModelError as error:
+            detail = str(error)
+            if not elsewhere:
+                raise  # the chat's own model failed: the reply says so
+            # The source routed to choose (a remote server down) failed: the reply goes on without a tool.
+            log.warning("The source routed to choose tools failed: %s", error)
+        finally:
+            if opened is not None:
+                await opened.aclose()
+            if router is not None and decision is not None:
+                await router.record_outcome(decision, ok, detail)
         return None
+
+    async def _tool_choice_source(self) -> RouteDecision | None:
+        """Which source picks the tool (``providers``): None keeps the chat's own model."""
+        if self.task_router is None:
+            return None
+        try:
+            return await self.task_router.choose("routing")
+        except (LookupError, ValueError) as error:
+            log.warning("No source could be routed to choose tools; the chat's model does: %s", error)
+            return None
 
     async def _routed_call(self, scope: ReplyScope, text: str, tools: list[ToolInfo]) -> ToolCall | None:
         """The promoted intent router picks the tool; the chat model fills in its arguments."""

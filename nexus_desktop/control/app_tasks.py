@@ -14,6 +14,10 @@ without the user noticing it:
   this second check twelve hours later halves how long a regressed adapter stays active.
 - ``impact-assessment`` (``daily 12:00``, 10 min, 1 h grace): cheap queries; a midday run keeps
   the before/after figures on the dashboards fresh between reports.
+- ``module-coevolution`` (``daily 03:00``, 1 h, 1 h grace): one co-evolution step of the module
+  builder (``coevolve/step.py``); it skips, saying why, unless Settings → App turn it on.  It runs
+  on the app's event loop: its builds use the app's modules service and wait on threads and
+  sandboxed processes, never on the loop.
 
 Each built-in runs in a thread of its own (``runners.in_thread``): a benchmark or a database
 wait never holds up the app's event loop, and a run that overstays is abandoned.
@@ -39,6 +43,7 @@ from nexus_desktop.modules.runtime.supervisor import ModuleSupervisor
 log = logging.getLogger(__name__)
 
 MODULE_TIMEOUT_RANGE = (10.0, 300.0)
+COEVOLUTION = "coevolution"
 
 
 @dataclass(frozen=True)
@@ -84,11 +89,22 @@ BUILTINS: tuple[Builtin, ...] = (
         3600.0,
         "Gate numbers and live signals before and since each promotion.",
     ),
+    Builtin(
+        "module-coevolution",
+        COEVOLUTION,
+        "daily 03:00",
+        3600.0,
+        3600.0,
+        "Build harder module requests aimed at past failures; keep templates that pass more "
+        "(Settings → App).",
+    ),
 )
 BUILTIN_NAMES = frozenset(builtin.name for builtin in BUILTINS)
 
 
-def builtin_tasks(loop: Loop) -> list[Task]:
+def builtin_tasks(loop: Loop, coevolution: Runner | None = None) -> list[Task]:
+    """The built-ins; ``coevolution`` (``Coevolution.run_task``) runs the co-evolution task, which
+    is ``not_implemented`` without it."""
     methods: dict[str, Callable[[float], Awaitable[str]]] = {
         DAILY: loop.daily_cycle,
         TRAINING_CHECK: loop.training_check,
@@ -99,7 +115,9 @@ def builtin_tasks(loop: Loop) -> list[Task]:
         Task(
             name=builtin.name,
             cadence=builtin.cadence,
-            run=_in_own_thread(methods[builtin.kind], builtin.name),
+            run=coevolution
+            if builtin.kind == COEVOLUTION
+            else _in_own_thread(methods[builtin.kind], builtin.name),
             description=builtin.description,
             owner="nexus",
             timeout_seconds=builtin.timeout_seconds,
@@ -146,14 +164,21 @@ def module_task(supervisor: ModuleSupervisor, spec: RemoteScheduledTask) -> Task
 class AppTasks:
     """Keeps the scheduler's task list in step with the built-ins and the running modules."""
 
-    def __init__(self, scheduler: Scheduler, loop: Loop, supervisor: ModuleSupervisor | None) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        loop: Loop,
+        supervisor: ModuleSupervisor | None,
+        coevolution: Runner | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.loop = loop
+        self.coevolution = coevolution
         self.supervisor = supervisor
         self._modules: dict[str, RemoteScheduledTask] = {}
 
     def add_builtins(self) -> None:
-        for task in builtin_tasks(self.loop):
+        for task in builtin_tasks(self.loop, self.coevolution):
             self.scheduler.add(task)
 
     def sync_modules(self) -> None:

@@ -54,6 +54,10 @@ class TaskFailed(Exception):
     """The run finished but failed: a non-zero exit, or a module reporting an error."""
 
 
+class TaskSkipped(Exception):
+    """The task chose not to run (its setting is off...): a ``skipped`` run with this reason."""
+
+
 def abandoned_threads() -> int:
     """How many task threads left behind after a timeout are still running in this process."""
     with _left_behind_lock:

@@ -45,7 +45,7 @@ from sqlalchemy import Engine
 
 from nexus_desktop.control.cadence import Cadence, due_times, parse_cadence
 from nexus_desktop.control.observers import Fanout
-from nexus_desktop.control.runners import Runner, TaskTimeout, one_line
+from nexus_desktop.control.runners import Runner, TaskSkipped, TaskTimeout, one_line
 from nexus_desktop.control.tables import TaskRun
 from nexus_desktop.control.task_state import (
     INTERRUPTED,
@@ -401,6 +401,8 @@ class Scheduler:
                     "timeout",
                     one_line(inner.exception()) or f"did not finish within {limit:g} s",
                 )
+            elif isinstance(inner.exception(), TaskSkipped):
+                outcome, detail = "skipped", one_line(inner.exception()) or "it chose not to run"
             elif inner.exception() is not None:
                 error = inner.exception()
                 outcome, detail = "error", one_line(f"{type(error).__name__}: {error}")

@@ -219,6 +219,7 @@ def run_finished(run: dict[str, Any], record: RunRecord, still_running: bool) ->
             "last_outcome": outcome,
             "error_count": _STATES.c.error_count + int(outcome == "error"),
             "timeout_count": _STATES.c.timeout_count + int(outcome == "timeout"),
+            "skipped_count": _STATES.c.skipped_count + int(outcome == "skipped"),  # a task's own skip
         }
         if outcome in ("error", "timeout"):
             values["last_error"] = run["detail"]

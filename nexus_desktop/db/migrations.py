@@ -399,6 +399,95 @@ def _v8_group_chats(conn: Connection) -> None:
         raise RuntimeError(f"Rebuilding the chat table broke {len(broken)} references; nothing was changed.")
 
 
+def _v9_module_builds(conn: Connection) -> None:
+    """Module builds (issue 14): one row per "build me X" request and one per round of its
+    generate/validate/repair loop, kept whole (prompt, output, parse error or diff, test report)
+    for inspection and as training data.  ``decision_id`` names the task router's decision; it
+    has no foreign key because that table comes in a later step."""
+    statements = [
+        """CREATE TABLE module_build (
+            id INTEGER PRIMARY KEY,
+            description VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL DEFAULT '',
+            module_name VARCHAR NOT NULL DEFAULT '',
+            template_version VARCHAR NOT NULL,
+            source_name VARCHAR NOT NULL DEFAULT '',
+            decision_id INTEGER,
+            chat_id INTEGER REFERENCES chat (id) ON DELETE SET NULL,
+            plan VARCHAR NOT NULL DEFAULT '',
+            staging_path VARCHAR NOT NULL DEFAULT '',
+            created_at DATETIME NOT NULL,
+            updated_at DATETIME NOT NULL,
+            finished_at DATETIME)""",
+        "CREATE INDEX ix_module_build_status ON module_build (status)",
+        "CREATE INDEX ix_module_build_chat_id ON module_build (chat_id)",
+        """CREATE TABLE module_build_round (
+            id INTEGER PRIMARY KEY,
+            build_id INTEGER NOT NULL REFERENCES module_build (id) ON DELETE CASCADE,
+            round_no INTEGER NOT NULL,
+            kind VARCHAR NOT NULL,
+            prompt JSON NOT NULL,
+            output VARCHAR NOT NULL DEFAULT '',
+            files JSON NOT NULL,
+            parse_error VARCHAR NOT NULL DEFAULT '',
+            diff VARCHAR NOT NULL DEFAULT '',
+            test_report JSON,
+            passed BOOLEAN NOT NULL DEFAULT 0,
+            started_at DATETIME NOT NULL,
+            finished_at DATETIME,
+            UNIQUE (build_id, round_no))""",
+        "CREATE INDEX ix_module_build_round_build_id ON module_build_round (build_id)",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def _v10_route_decisions(conn: Connection) -> None:
+    """Provider routing: each decision (which source a task ran on, and why) and its outcome."""
+    statements = [
+        """CREATE TABLE route_decision (
+            id INTEGER PRIMARY KEY,
+            task VARCHAR NOT NULL,
+            source_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            warning VARCHAR,
+            outcome VARCHAR,
+            detail VARCHAR NOT NULL DEFAULT '',
+            created_at DATETIME NOT NULL,
+            finished_at DATETIME)""",
+        "CREATE INDEX ix_route_decision_task ON route_decision (task)",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
+def _v11_module_templates(conn: Connection) -> None:
+    """Module template versions made by co-evolution: the candidate's wording, what it was aimed
+    at, and the trial that decided whether it was kept (success rates per version come from the
+    builds, ``module_build.template_version``)."""
+    conn.execute(
+        text(
+            """CREATE TABLE module_template (
+            version VARCHAR PRIMARY KEY,
+            parent VARCHAR NOT NULL,
+            category VARCHAR NOT NULL,
+            hint VARCHAR NOT NULL,
+            plan_system VARCHAR NOT NULL,
+            generate_system VARCHAR NOT NULL,
+            skeleton VARCHAR NOT NULL,
+            rules VARCHAR NOT NULL,
+            kept BOOLEAN NOT NULL DEFAULT 0,
+            parent_ok INTEGER NOT NULL DEFAULT 0,
+            candidate_ok INTEGER NOT NULL DEFAULT 0,
+            trials INTEGER NOT NULL DEFAULT 0,
+            reason VARCHAR NOT NULL DEFAULT '',
+            created_at DATETIME NOT NULL)"""
+        )
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_modules,
@@ -408,6 +497,9 @@ MIGRATIONS: list[Migration] = [
     _v6_personas,
     _v7_writing_tools,
     _v8_group_chats,
+    _v9_module_builds,
+    _v10_route_decisions,
+    _v11_module_templates,
 ]
 
 

@@ -74,7 +74,17 @@ class RouteDecided:
     corrected_label: str | None = None
 
 
-Signal = ReplySaved | ReplyRated | ReplyEdited | SwipeChosen | ToolCalled | RouteDecided
+@dataclass(frozen=True)
+class ModuleBuilt:
+    """A module build whose tests passed (``builder/loop.py``): the request and the files."""
+
+    request: Sequence[Turn]
+    """The generate prompt's turns (system, user)."""
+    files: str
+    """The answer that passed, as the files JSON."""
+
+
+Signal = ReplySaved | ReplyRated | ReplyEdited | SwipeChosen | ToolCalled | RouteDecided | ModuleBuilt
 
 IMPORTED = "imported"
 """The signal of an example the user imported (``training.importer``): every zoo model trains on
@@ -111,6 +121,7 @@ def persona_dataset(character: str) -> str:
 ROUTER_DATASET = "router"
 QUALITY_DATASET = "reply_quality"
 TOOLS_DATASET = "tool_dispatch"
+CODEGEN_DATASET = "module_builder"
 
 
 def _messages(context: Sequence[Turn], reply: str | None = None) -> list[dict[str, str]]:
@@ -172,6 +183,8 @@ def examples_from(signal: Signal) -> list[Example]:
         return [
             Example(TOOLS_DATASET, "classification", "tool_call", {"text": signal.text, "label": signal.tool})
         ]
+    if isinstance(signal, ModuleBuilt):
+        return [_sft(CODEGEN_DATASET, "module_built", signal.request, signal.files)]
     if isinstance(signal, RouteDecided):
         if signal.confirmed:
             payload = {"text": signal.text, "label": signal.label}
@@ -187,6 +200,8 @@ def examples_from(signal: Signal) -> list[Example]:
 
 MIN_REPLY_CHARS = 2
 MAX_TEXT_CHARS = 8000
+MAX_CODE_CHARS = 64_000
+"""A generated module's files (the whole answer) are longer than any chat reply."""
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
@@ -223,7 +238,7 @@ def rejection_reason(example: Example) -> str | None:
             return "empty"
         if len(text.strip()) < MIN_REPLY_CHARS:
             return "too_short"
-        if len(text) > MAX_TEXT_CHARS:
+        if len(text) > (MAX_CODE_CHARS if example.dataset == CODEGEN_DATASET else MAX_TEXT_CHARS):
             return "too_long"
         if _looks_like_garbage(text):
             return "garbage"

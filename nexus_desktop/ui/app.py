@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     application = Application(app, window)
     notifier = install_quit_signals(app, application.quit)
-    gc.enable()
+    # Collection comes back on the Qt thread only (ui/gc_pause.py: Qt objects freed by a worker
+    # thread's collection can deadlock against the Qt thread).
+    from nexus_desktop.ui.gc_pause import collect_garbage_on_qt_thread
+
+    collect_garbage_on_qt_thread()
     with loop:
         if smoke:
             from nexus_desktop.ui.smoke_test import smoke_test

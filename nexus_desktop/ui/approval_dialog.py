@@ -8,6 +8,7 @@ module released from quarantine shows why it was quarantined first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -19,31 +20,37 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from nexus_desktop.modules.registry import ApprovalRequest
-from nexus_desktop.ui.module_card import modules_style, report_summary
+from nexus_desktop.modules.review_text import (
+    ENFORCED,
+    NOTHING_ASKED,
+    TRUST_NOTE,
+    TRUST_NOTE_WEAKER,
+    report_lines,
+    report_summary,
+)
+from nexus_desktop.ui.module_card import modules_style
 from nexus_desktop.ui.theme import COLORS, set_style
-from nexus_desktop.ui.widgets import push_button
+from nexus_desktop.ui.widgets import fit_to_screen, push_button
 
-NOTHING_ASKED = "Nothing beyond its own folder: no network, no other files, no programs, no secrets."
-ENFORCED = (
-    "The operating system holds it to the list above: besides its own folder and data folder it "
-    "cannot read or change your files, the app's database, other modules or your keyring, reach "
-    "any other host, or touch your other programs, and every program it starts ends with it. "
-    "Its checks ran before approval with no network, secrets, programs or writes."
-)
-TRUST_NOTE = (
-    "Approving lets this module's code run on your computer with the access above. The limits "
-    "hold, but they cannot make code harmless within them: approve only modules you trust."
-)
-TRUST_NOTE_WEAKER = (
-    "Approving lets this module's code run on your computer with the access above. What this PC "
-    "cannot enforce is held only by your trust in the module: approve only modules you trust."
-)
 ACCEPT_WEAKER = "I understand, and approve it with the weaker guarantee"
+GENERATED_NOTE = (
+    "NEXUS's module builder wrote this module, and its tests, from your request. Nothing of it "
+    "ran outside the sandbox yet: read its code before you approve it."
+)
+
+
+def passed_tests(report: dict[str, Any] | None, test_names: list[str]) -> list[str]:
+    """The module's tests that passed in its last validation: all of them when its tests check
+    passed (pytest ran the whole file), none otherwise."""
+    checks = (report or {}).get("checks") or []
+    tests = next((check for check in checks if check.get("name") == "tests"), None)
+    return list(test_names) if tests is not None and tests.get("ok") and not tests.get("skipped") else []
 
 
 def refusal_reason(request: ApprovalRequest, report: dict[str, Any] | None) -> str | None:
@@ -52,22 +59,6 @@ def refusal_reason(request: ApprovalRequest, report: dict[str, Any] | None) -> s
         return None
     error = str(report.get("error") or "a check failed").rstrip(".")
     return f"It cannot be approved: its validation failed ({error}). Fix it, then validate it again."
-
-
-def report_lines(report: dict[str, Any] | None) -> list[str]:
-    """A report in words, one line each (checks with a mark, then their problems)."""
-    if not report:
-        return ["No report yet."]
-    lines = [report_summary(report)]
-    for check in report.get("checks") or []:
-        mark = "✓" if check.get("ok") else "✗"
-        lines.append(f"{mark}  {check.get('name', '?')}: {check.get('message', '')}")
-        lines += [f"      {problem}" for problem in (check.get("problems") or [])[1:6]]
-    for key in ("op", "error"):
-        if key in report and report.get("kind") != "validation":
-            lines.append(f"{key}: {report[key]}")
-    lines += [f"stderr: {line}" for line in report.get("stderr") or []]
-    return lines
 
 
 def report_html(report: dict[str, Any] | None) -> str:
@@ -111,13 +102,22 @@ def _box(heading: str, body: QWidget | None = None, text: str = "") -> QFrame:
 
 class ApprovalDialog(QDialog):
     def __init__(
-        self, request: ApprovalRequest, report: dict[str, Any] | None, parent: QWidget | None = None
+        self,
+        request: ApprovalRequest,
+        report: dict[str, Any] | None,
+        parent: QWidget | None = None,
+        *,
+        test_names: list[str] | None = None,
+        show_code: Callable[[], object] | None = None,
     ) -> None:
+        """``test_names``: the tests its test file defines (listed when they passed);
+        ``show_code``: opens the module's files read-only (a "Read the code…" button)."""
         super().__init__(parent)
         self.request = request
         self.setWindowTitle(f"Approve {request.display_name}")
         set_style(self, modules_style)
         self.setMinimumWidth(600)
+        fit_to_screen(self, 660, 760)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(24, 22, 24, 18)
         outer.setSpacing(12)
@@ -131,6 +131,22 @@ class ApprovalDialog(QDialog):
         )
         meta.setObjectName("PageSubtitle")
         outer.addWidget(meta)
+        # What it asks for, its checks and its code scroll between the title and the buttons,
+        # so the dialog fits a small screen (800x500) however much there is to show.
+        scroll = QScrollArea()
+        scroll.setObjectName("ReviewScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        review = QWidget()
+        review.setObjectName("ReviewBody")
+        boxes = QVBoxLayout(review)
+        boxes.setContentsMargins(0, 0, 12, 0)  # room for the scroll bar beside the boxes
+        boxes.setSpacing(12)
+        scroll.setWidget(review)
+        outer.addWidget(scroll, 1)
+        if request.origin == "generated":
+            boxes.addWidget(_note(GENERATED_NOTE, "WarningNote"))
 
         self.quarantine_view: QLabel | None = None
         if request.quarantined_because:
@@ -138,19 +154,19 @@ class ApprovalDialog(QDialog):
             self.quarantine_view = QLabel("\n".join(request.quarantined_because))
             self.quarantine_view.setWordWrap(True)
             self.quarantine_view.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            outer.addWidget(_box("Why it was quarantined", self.quarantine_view))
-            outer.addWidget(
+            boxes.addWidget(_box("Why it was quarantined", self.quarantine_view))
+            boxes.addWidget(
                 _note("Approving turns it on again; its data folder and secrets were kept.", "WarningNote")
             )
 
         self.access_lines = list(request.access) or [NOTHING_ASKED]
         access = QLabel("\n".join(f"•  {line}" for line in self.access_lines))
         access.setWordWrap(True)
-        outer.addWidget(_box("It asks for", access))
+        boxes.addWidget(_box("It asks for", access))
 
         if request.credentials:
             secrets = "\n\n".join(f"{name}: {how}" for name, how in request.credentials)
-            outer.addWidget(_box("Secrets it needs (kept in your OS keyring)", text=secrets))
+            boxes.addWidget(_box("Secrets it needs (kept in your OS keyring)", text=secrets))
 
         self.accept_weaker: QCheckBox | None = None
         if request.unenforced:
@@ -163,22 +179,28 @@ class ApprovalDialog(QDialog):
             column.setContentsMargins(0, 0, 0, 0)
             column.addWidget(gaps)
             column.addWidget(self.accept_weaker)
-            outer.addWidget(_box("Not enforced on this PC", body))
+            boxes.addWidget(_box("Not enforced on this PC", body))
         else:
-            outer.addWidget(_box("Enforced by the operating system", text=ENFORCED))
+            boxes.addWidget(_box("Enforced by the operating system", text=ENFORCED))
 
         self.report_view = QLabel(report_html(report))
         self.report_view.setObjectName("ReportView")
         self.report_view.setTextFormat(Qt.TextFormat.RichText)
         self.report_view.setWordWrap(True)
         self.report_view.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        outer.addWidget(_box("Validation", self.report_view))
+        boxes.addWidget(_box("Validation", self.report_view))
+        self.passed_tests = passed_tests(report, test_names or [])
+        if self.passed_tests:
+            self.tests_view = QLabel("\n".join(f"✓  {name}" for name in self.passed_tests))
+            self.tests_view.setWordWrap(True)
+            self.tests_view.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            boxes.addWidget(_box("Tests that passed", self.tests_view))
 
         digest = QLabel(request.content_hash)
         digest.setObjectName("Hash")
         digest.setWordWrap(True)
         digest.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        outer.addWidget(_box("Content hash (what you approve)", digest))
+        boxes.addWidget(_box("Content hash (what you approve)", digest))
 
         self.refusal = refusal_reason(request, report)
         note = QLabel(self.refusal or (TRUST_NOTE_WEAKER if request.unenforced else TRUST_NOTE))
@@ -193,6 +215,13 @@ class ApprovalDialog(QDialog):
             outer.addWidget(self.unvalidated_note)
 
         buttons = QHBoxLayout()
+        self.code_button = push_button("Read the code…", icon_name="eye")
+        self.code_button.setAccessibleName("Read the module's code")
+        self.code_button.setToolTip("Every file of the module, read-only")
+        self.code_button.setVisible(show_code is not None)
+        if show_code is not None:
+            self.code_button.clicked.connect(show_code)
+        buttons.addWidget(self.code_button)
         buttons.addStretch(1)
         self.cancel_button = push_button("Cancel")
         self.cancel_button.clicked.connect(self.reject)
@@ -244,4 +273,4 @@ class ReportDialog(QDialog):
         layout.addLayout(row)
 
 
-__all__ = ["ApprovalDialog", "ReportDialog", "refusal_reason", "report_lines"]
+__all__ = ["ApprovalDialog", "ReportDialog", "passed_tests", "refusal_reason"]

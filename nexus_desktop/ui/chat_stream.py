@@ -20,13 +20,14 @@ if TYPE_CHECKING:
     from nexus_desktop.chat.events import GovernorNotice, SpeakerChosen
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Message
+    from nexus_desktop.ui.build_card import BuildCard
     from nexus_desktop.ui.composer import Composer
     from nexus_desktop.ui.lazy_history import LazyHistory
     from nexus_desktop.ui.message_widget import MessageWidget
     from nexus_desktop.ui.tool_widget import ToolCallWidget
     from nexus_desktop.ui.widgets import Banner, BannerArea
 
-    ChatItem = MessageWidget | ToolCallWidget
+    ChatItem = MessageWidget | ToolCallWidget | BuildCard
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class ReplyStreaming:
     if TYPE_CHECKING:
 
         def _append(self, message: Message) -> ChatItem: ...
-        def _tool_widget(self, message: Message) -> ToolCallWidget: ...
+        def _tool_widget(self, message: Message) -> ToolCallWidget | BuildCard: ...
         def _remove(self, widget: ChatItem) -> None: ...
         def _refresh_last(self) -> None: ...
         def _text_width(self) -> int: ...
@@ -191,7 +192,7 @@ class ReplyStreaming:
     ) -> None:
         """Show a reply as it streams: into a new bubble, or into ``target``'s as another
         alternative of it, or (``continuing``) as more of the text it shows."""
-        from nexus_desktop.chat.events import GovernorNotice, SpeakerChosen
+        from nexus_desktop.chat.events import BuildStarted, GovernorNotice, SpeakerChosen
         from nexus_desktop.chat.service import (
             HistoryTrimmed,
             ReplySaved,
@@ -223,7 +224,7 @@ class ReplyStreaming:
                 elif isinstance(event, ReplyToken):
                     self._stream_text += event.text
                     self._dirty = True
-                elif isinstance(event, ToolCalled):
+                elif isinstance(event, ToolCalled | BuildStarted):  # a build shows as its card
                     self._insert_before_stream(self._tool_widget(event.message))
                 elif isinstance(event, HistoryTrimmed):
                     self._chat_banners.append(self.banners.show_banner("info", event.notice))

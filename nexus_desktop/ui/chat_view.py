@@ -31,11 +31,12 @@ if TYPE_CHECKING:
     from nexus_desktop.chat.service import ChatService
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Character, Message, Persona
+    from nexus_desktop.ui.build_card import BuildCard
     from nexus_desktop.ui.message_widget import MessageWidget
     from nexus_desktop.ui.tool_widget import ToolCallWidget
     from nexus_desktop.ui.widgets import Banner
 
-    ChatItem = MessageWidget | ToolCallWidget
+    ChatItem = MessageWidget | ToolCallWidget | BuildCard
 
 log = logging.getLogger(__name__)
 
@@ -345,9 +346,15 @@ class ChatView(ReplyStreaming, WritingActions, QWidget):
         widget.hidden_toggled.connect(self._toggle_hidden)
         return widget
 
-    def _tool_widget(self, message: Message) -> ToolCallWidget:
+    def _tool_widget(self, message: Message) -> ToolCallWidget | BuildCard:
+        from nexus_desktop.ui.build_card import BuildCard, build_id_of
         from nexus_desktop.ui.tool_widget import ToolCallWidget
 
+        build_id = build_id_of(message)
+        if build_id is not None and self.core is not None:  # a module build: its live card
+            card = BuildCard(self.core, build_id, message)
+            card.set_max_text_width(self._text_width())
+            return card
         widget = ToolCallWidget(message)
         widget.route_judged.connect(self._judge_route)
         return widget

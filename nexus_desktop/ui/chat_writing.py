@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
     from nexus_desktop.db.tables import Chat, Message, Persona
     from nexus_desktop.ui.author_note_dialog import AuthorNoteDialog
+    from nexus_desktop.ui.build_card import BuildCard
     from nexus_desktop.ui.composer import Composer
     from nexus_desktop.ui.lazy_history import LazyHistory
     from nexus_desktop.ui.message_widget import MessageWidget
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from nexus_desktop.ui.widgets import Banner, BannerArea
     from nexus_desktop.ui.writing_bar import WritingBar
 
-    ChatItem = MessageWidget | ToolCallWidget
+    ChatItem = MessageWidget | ToolCallWidget | BuildCard
 
 log = logging.getLogger(__name__)
 

@@ -126,6 +126,7 @@ class Application:
 
             page = ModulesPage()
             page.bind(core.modules)
+            page.bind_builds(core)  # New module…, and each build's live card
             return page
 
         def training() -> QWidget:

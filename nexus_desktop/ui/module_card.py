@@ -8,7 +8,6 @@ module screens with the palette in use (applied by the page and its dialogs thro
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from nexus_desktop.modules.review_text import report_summary
 from nexus_desktop.modules.runtime.protocol import ModuleRuntimeStatus
 from nexus_desktop.modules.service import ModuleView
 from nexus_desktop.ui import icons
@@ -83,22 +83,6 @@ MENU_ACTIONS = (
 )
 
 
-def report_summary(report: dict[str, Any] | None) -> str:
-    """One line about the last validation or run, for the card's footer."""
-    if not report:
-        return "Not validated yet"
-    if report.get("kind") == "validation":
-        checks = report.get("checks") or []
-        passed = sum(1 for check in checks if check.get("ok"))
-        if report.get("ok"):
-            seconds = float(report.get("seconds", 0))
-            return f"Validated: {passed} of {len(checks)} checks passed in {seconds:.1f} s"
-        return f"Validation failed: {str(report.get('error') or 'a check failed').rstrip('.')}"
-    if report.get("error"):
-        return f"Last run failed: {str(report['error']).rstrip('.')}"
-    return "Last run: no errors"
-
-
 def calls_text(calls: int) -> str:
     return f"{calls} call" if calls == 1 else f"{calls} calls"
 
@@ -156,6 +140,8 @@ class ModuleCardWidget(QFrame):
         titles.addWidget(self.title)
         author = f" · by {card.author}" if card.author else ""
         origin = {"bundled": "built-in", "developer": "your developer folder"}.get(card.source, "installed")
+        if card.origin == "generated":  # written by the module builder from a request
+            origin = "generated"
         meta = QLabel(f"v{card.version}{author} · {origin}")
         meta.setObjectName("CardMeta")
         titles.addWidget(meta)

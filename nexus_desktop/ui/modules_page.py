@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import shiboken6
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
@@ -31,7 +32,9 @@ from PySide6.QtWidgets import (
 
 from nexus_desktop.modules.registry import ApprovalRequest
 from nexus_desktop.modules.service import ModuleService, ModuleView
-from nexus_desktop.ui.approval_dialog import ApprovalDialog, ReportDialog
+from nexus_desktop.ui.approval_dialog import ReportDialog
+from nexus_desktop.ui.build_card import BuildCard
+from nexus_desktop.ui.build_round_dialog import Review, approval_dialog, review_module
 from nexus_desktop.ui.credential_dialog import CredentialDialog
 from nexus_desktop.ui.install_queue import InstallJob, InstallQueue
 from nexus_desktop.ui.layouts import tight
@@ -40,6 +43,11 @@ from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.theme import set_style
 from nexus_desktop.ui.widgets import Banner, BannerArea, ElidedLabel, push_button
 
+if TYPE_CHECKING:
+    from nexus_desktop.builder.loop import BuildUpdate
+    from nexus_desktop.core import AppCore
+
+MAX_BUILD_CARDS = 3
 ARCHIVE_FILTER = "Module archives (*.zip *.whl);;All files (*)"
 COLUMNS = 2
 RUNTIME_POLL_MS = 2000
@@ -50,12 +58,15 @@ class ModulesPage(QWidget):
     """The cards now show the service's latest state."""
     dialog_opened = Signal(QWidget)
     """An approval, report or secret dialog was opened (tests and screenshots use it)."""
+    build_heard = Signal(int)
+    """A build made a step (handed to the Qt thread)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ModulesPage")
         set_style(self, modules_style)
         self.service: ModuleService | None = None
+        self.core: AppCore | None = None
         self.views: dict[str, ModuleView] = {}
         self.cards: dict[str, ModuleCardWidget] = {}
         self.queue = InstallQueue(self)
@@ -84,6 +95,12 @@ class ModulesPage(QWidget):
         titles.addWidget(title)
         titles.addWidget(subtitle)
         row.addLayout(titles, 1)
+        self.new_module_button = push_button("New module…", icon_name="wand")
+        self.new_module_button.setAccessibleName("Build a new module from a description")
+        self.new_module_button.setToolTip("Describe it; NEXUS writes, tests and repairs it, then asks you")
+        self.new_module_button.clicked.connect(self.new_module)
+        self.new_module_button.hide()  # until a builder is bound
+        row.addWidget(self.new_module_button)
         self.install_folder_button = push_button("Install from folder…", icon_name="folder")
         self.install_folder_button.clicked.connect(self._pick_folder)
         self.install_file_button = push_button("Install from .zip/.whl…", role="primary", icon_name="import")
@@ -127,6 +144,11 @@ class ModulesPage(QWidget):
         content_layout.setSpacing(12)
         self.banners = BannerArea()
         content_layout.addWidget(self.banners)
+        self.build_cards: dict[int, BuildCard] = {}
+        """This session's builds (the newest ``MAX_BUILD_CARDS``), newest on top."""
+        self.builds_column = QVBoxLayout()
+        self.builds_column.setSpacing(10)
+        content_layout.addLayout(self.builds_column)
         # Columns of their own (not a grid): a tall card never stretches or squeezes its neighbour.
         columns = QHBoxLayout()
         columns.setSpacing(14)
@@ -148,6 +170,47 @@ class ModulesPage(QWidget):
         self.service = service
         service.listeners.append(self._refresh_timer.start)
         self.refresh()
+
+    def bind_builds(self, core: AppCore) -> None:
+        """Offer New module… and show each build of this session (started here or in the chat)
+        as a live card above the modules."""
+        self.core = core
+        self.new_module_button.show()
+        page = self
+
+        def heard(update: BuildUpdate) -> None:
+            if shiboken6.isValid(page):
+                page.build_heard.emit(update.build_id)
+
+        self.build_heard.connect(self.show_build)
+        unsubscribe = core.builds.changes.subscribe(heard)
+        self.destroyed.connect(lambda *_: unsubscribe())
+
+    def new_module(self) -> None:
+        from nexus_desktop.ui.new_module_dialog import NewModuleDialog
+
+        dialog = NewModuleDialog(self.core, self)
+        dialog.build_requested.connect(self.start_build)
+        self._open(dialog)
+
+    def start_build(self, description: str) -> None:
+        assert self.core is not None
+        QueryOp(parent=self, op=self.core.builds.start(description), success=self.show_build).failure(
+            self._error
+        ).run_in_background()
+
+    def show_build(self, build_id: int) -> None:
+        """A card for the build, on top (once; the card follows the build itself)."""
+        if build_id in self.build_cards or self.core is None:
+            return
+        card = BuildCard(self.core, build_id)
+        card.dialog_opened.connect(self.dialog_opened.emit)
+        self.build_cards[build_id] = card
+        self.builds_column.insertWidget(0, card)
+        for old in list(self.build_cards)[:-MAX_BUILD_CARDS]:
+            gone = self.build_cards.pop(old)
+            gone.hide()
+            gone.deleteLater()
 
     def refresh(self) -> None:
         if self.service is None:
@@ -204,7 +267,7 @@ class ModulesPage(QWidget):
         if action == "validate":
             self.queue.add("validate", name, service.job_command("validate", name))
         elif action == "approve":
-            self._op(self._review(name), self._open_approval)
+            self._op(review_module(service, name), self._open_approval)
         elif action == "enable":
             self._op(service.enable(name))
         elif action == "disable":
@@ -247,13 +310,8 @@ class ModulesPage(QWidget):
         if path:
             self.install(Path(path))
 
-    async def _review(self, name: str) -> tuple[ApprovalRequest, dict[str, Any] | None]:
-        assert self.service is not None
-        return await self.service.review(name), await self.service.report(name)
-
-    def _open_approval(self, reviewed: tuple[ApprovalRequest, dict[str, Any] | None]) -> None:
-        request, report = reviewed
-        dialog = ApprovalDialog(request, report, self)
+    def _open_approval(self, review: Review) -> None:
+        dialog = approval_dialog(review, self, self._open)
         dialog.accepted.connect(lambda: self._approve(dialog.approved_request()))
         self._open(dialog)
 

@@ -205,6 +205,29 @@ class SettingsDialog(QDialog):
                 "http://127.0.0.1:<port>/metrics. Only programs on this computer can reach it."
             ),
         )
+        self.tools_by_model = QCheckBox("Let the model decide when to use tools and build modules")
+        self.tools_by_model.setAccessibleName("Let the model pick tools")
+        form.addRow("Tools", self.tools_by_model)
+        form.addRow(
+            "",
+            help_label(
+                "Typed commands (/roll 2d6, /build …) always work. With this on, the model also "
+                'picks a tool by itself, and a remote server classifies each message ("build me …" '
+                "starts a module build) until a router is trained: one or two more model calls per "
+                "message, and small models misfire."
+            ),
+        )
+        self.module_coevolution = QCheckBox("Let NEXUS improve its module builder at night")
+        self.module_coevolution.setAccessibleName("Module builder co-evolution")
+        form.addRow("Module builder", self.module_coevolution)
+        form.addRow(
+            "",
+            help_label(
+                "The module-coevolution task builds harder practice modules with the code model and "
+                "keeps prompt templates that pass more of them. It uses the code model's time; "
+                "'nexus scheduler status' shows each template's success rate."
+            ),
+        )
         return page
 
     @staticmethod
@@ -239,6 +262,8 @@ class SettingsDialog(QDialog):
         self.prometheus_enabled.setChecked(s.prometheus_enabled)
         self.prometheus_port.setValue(s.prometheus_port)
         self.prometheus_port.setEnabled(s.prometheus_enabled)
+        self.tools_by_model.setChecked(s.tools_by_model)
+        self.module_coevolution.setChecked(s.module_coevolution)
 
     def settings(self) -> Settings:
         """The form as validated settings; raises ``ValueError`` with a sentence on what to fix."""
@@ -257,6 +282,8 @@ class SettingsDialog(QDialog):
             minimize_to_tray=self.minimize_to_tray.isChecked(),
             prometheus_enabled=self.prometheus_enabled.isChecked(),
             prometheus_port=self.prometheus_port.value(),
+            tools_by_model=self.tools_by_model.isChecked(),
+            module_coevolution=self.module_coevolution.isChecked(),
         )
         values.update(self.gpu.values())
         values.update(self.appearance.values())
