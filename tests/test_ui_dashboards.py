@@ -92,6 +92,7 @@ def test_the_scheduler_view_shows_the_task_grid_the_runs_by_outcome_the_health_a
 ) -> None:
     from nexus_desktop.control.health import loop_health
 
+    now = datetime.now(UTC)  # the grid counts "next due" down from the real clock: not import time
     report = tmp_path / "report.md"
     report.write_text("# Daily improvement report\n\nThe router was **promoted**.\n", encoding="utf-8")
     add(
@@ -99,8 +100,8 @@ def test_the_scheduler_view_shows_the_task_grid_the_runs_by_outcome_the_health_a
         ScheduledTaskState(
             name="training_check",
             cadence="every 30m",
-            next_due=NOW + timedelta(minutes=12),
-            last_started=NOW - timedelta(minutes=18),
+            next_due=now + timedelta(minutes=12),
+            last_started=now - timedelta(minutes=18),
             last_duration=2.5,
             last_outcome="error",
             last_error="the trainer crashed",
@@ -111,13 +112,13 @@ def test_the_scheduler_view_shows_the_task_grid_the_runs_by_outcome_the_health_a
         ),
         ScheduledTaskState(name="eval_sweep", cadence="daily 04:00", state="not_implemented"),
         *[
-            TaskRun(task="training_check", started_at=NOW - timedelta(minutes=m), outcome=o, seconds=1.5)
+            TaskRun(task="training_check", started_at=now - timedelta(minutes=m), outcome=o, seconds=1.5)
             for m, o in ((50, "ok"), (40, "error"), (30, "timeout"), (20, "skipped"))
         ],
         LoopCycle(
             kind="daily",
-            started_at=NOW - timedelta(hours=1),
-            finished_at=NOW - timedelta(minutes=55),
+            started_at=now - timedelta(hours=1),
+            finished_at=now - timedelta(minutes=55),
             outcome="ok",
             report_path=str(report),
         ),
@@ -136,7 +137,7 @@ def test_the_scheduler_view_shows_the_task_grid_the_runs_by_outcome_the_health_a
     dots = view.dots
     assert len(dots.x) == 4 and set(dots.y) == {1.0}  # training_check is the grid's second row
     assert [polygon.size() for polygon in dots._polygons] == [1, 1, 1, 1, 0]  # ok, error, timeout, skipped
-    assert dots.x[0] == pytest.approx((NOW - timedelta(minutes=50)).timestamp())
+    assert dots.x[0] == pytest.approx((now - timedelta(minutes=50)).timestamp())
 
     health = loop_health(store.engine)
     assert view.health_pill.text() == health.label.upper()

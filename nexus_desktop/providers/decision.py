@@ -31,11 +31,11 @@ TOO_LARGE = "too large for this PC"
 
 DEFAULT_CODE_WARNING = (
     "The bundled default model will rarely succeed at writing code: configure a remote provider "
-    "in Settings → Model, or put a larger GGUF (a 7B coder model) in the models folder."
+    "in Settings → Remote server, or put a larger GGUF (a 7B coder model) in the models folder."
 )
 DEFAULT_JUDGE_WARNING = (
-    "The bundled default model judges poorly: configure a remote provider in Settings → Model, "
-    "or put a larger GGUF in the models folder."
+    "The bundled default model judges poorly: configure a remote provider in Settings → Remote "
+    "server, or put a larger GGUF in the models folder."
 )
 
 

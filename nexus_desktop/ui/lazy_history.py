@@ -179,8 +179,8 @@ class LazyHistory(QObject):
                 self._add_later()
             else:
                 break
-        if not view._earlier:
-            self._wanted = 0  # the chat's first message is shown
+        if not view._earlier and self._fetching is None:
+            self._wanted = 0  # the chat's first message is shown (not: its earlier ones are on the way)
         view._refresh_last()
         view._update_earlier_button()
         if anchor is not None and anchor in view.widgets:
