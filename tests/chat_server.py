@@ -29,7 +29,7 @@ class ChatServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", 0), ChatHandler)
         self.requests: list[dict[str, Any]] = []
         self.reply_words = 5
         self.tool_choices: list[str] = []
@@ -63,7 +63,7 @@ class ChatServer(ThreadingHTTPServer):
                 self.waiting -= 1
 
 
-class _Handler(BaseHTTPRequestHandler):
+class ChatHandler(BaseHTTPRequestHandler):
     server: ChatServer
 
     def log_message(self, format: str, *args: object) -> None:

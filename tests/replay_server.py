@@ -22,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from nexus_desktop.providers import TaskRouter
 from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
 from nexus_desktop.training.collector import Collector
+from tests.chat_server import ChatHandler
 
 MODEL = "replay-strong"
 DEFAULT_PLAN = "Tools: the ones the request names. No hosts, no secrets. Tests: each tool on plain values."
@@ -87,7 +88,7 @@ class ReplayServer(ThreadingHTTPServer):
             return answer
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ChatHandler):
     server: ReplayServer
 
     def log_message(self, format: str, *args: object) -> None:
@@ -103,33 +104,14 @@ class _Handler(BaseHTTPRequestHandler):
         if answer is None:
             self._json(404, {"error": {"message": "no recorded answer for this request"}})
         elif body.get("stream"):
-            self._stream(answer)
+            self._stream_answer(answer)
         else:
             message = {"role": "assistant", "content": answer}
             choice = {"index": 0, "message": message, "finish_reason": "stop"}
             self._json(200, {"object": "chat.completion", "model": MODEL, "choices": [choice]})
 
-    def _json(self, status: int, payload: object) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _stream(self, answer: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        pieces = [answer[i : i + 400] for i in range(0, len(answer), 400)] or [""]
-        chunks = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
-        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        with contextlib.suppress(OSError):
-            for chunk in chunks:
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
+    def _stream_answer(self, answer: str) -> None:
+        self._stream([answer[i : i + 400] for i in range(0, len(answer), 400)] or [""], "stop")
 
 
 @contextlib.contextmanager
