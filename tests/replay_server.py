@@ -20,7 +20,7 @@ import contextlib
 import json
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -142,41 +142,62 @@ class Harness:
     database: Path
 
 
+@dataclass(frozen=True)
+class ReplaySources:
+    """A real database and modules service, with the replay server as the configured remote."""
+
+    store: Store
+    modules: ModuleService
+    server: ReplayServer
+    settings: Settings
+    router: TaskRouter
+
+
+@contextlib.asynccontextmanager
+async def replay_sources(tmp_path: Path, **settings: Any) -> AsyncIterator[ReplaySources]:
+    """What the builder and co-evolution need, in ``tmp_path``; ``settings`` adds setting values."""
+    store = Store(tmp_path / "nexus.db")
+    modules = ModuleService(
+        store.engine,
+        SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5),
+        bundled_dir=tmp_path / "no-bundled",
+        user_dir=tmp_path / "modules",
+        environ={},
+        start_modules=False,
+        validation_timeout=30,
+    )
+    await modules.start()
+    try:
+        with running_replay_server() as server:
+            chosen = Settings(remote_base_url=server.base_url, remote_model=MODEL, **settings)
+            router = TaskRouter(store.engine, lambda: chosen, lambda _key: None, gpu_total=lambda: None)
+            yield ReplaySources(store, modules, server, chosen, router)
+    finally:
+        await modules.aclose()
+        store.close()
+
+
 def with_builder(tmp_path: Path, body: Callable[[Harness], Awaitable[T]]) -> T:
     """Run ``body`` with a BuildService whose code source is the replay server."""
 
     async def main() -> T:
-        store = Store(tmp_path / "nexus.db")
-        modules = ModuleService(
-            store.engine,
-            SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5),
-            bundled_dir=tmp_path / "no-bundled",
-            user_dir=tmp_path / "modules",
-            environ={},
-            start_modules=False,
-            validation_timeout=30,
-        )
-        await modules.start()
-        collector = Collector(store.path)
-        with running_replay_server() as server:
-            settings = Settings(remote_base_url=server.base_url, remote_model=MODEL)
-            router = TaskRouter(store.engine, lambda: settings, lambda _key: None, gpu_total=lambda: None)
+        async with replay_sources(tmp_path) as sources:
+            collector = Collector(sources.store.path)
             builds = BuildService(
-                store.engine,
-                modules,
-                lambda: router,
+                sources.store.engine,
+                sources.modules,
+                lambda: sources.router,
                 staging_dir=tmp_path / "builds",
                 collect=collector.collect,
             )
             steps: list[BuildUpdate] = []
             builds.changes.subscribe(steps.append)
             try:
-                return await body(Harness(builds, modules, server, collector, steps, store.path))
+                server, database = sources.server, sources.store.path
+                return await body(Harness(builds, sources.modules, server, collector, steps, database))
             finally:
                 await builds.aclose()
-                await modules.aclose()
                 collector.close()
-                store.close()
 
     return asyncio.run(main())
 

@@ -10,7 +10,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -26,15 +25,12 @@ from nexus_desktop.control.runners import TaskSkipped
 from nexus_desktop.db.engine import open_engine
 from nexus_desktop.db.store import Store
 from nexus_desktop.modules.service import ModuleService
-from nexus_desktop.providers import TaskRouter
-from nexus_desktop.secrets import SecretStore
 from nexus_desktop.settings import Settings
 from tests.replay_server import (
-    MODEL,
     ReplayServer,
     failing_dice_module,
     good_dice_module,
-    running_replay_server,
+    replay_sources,
 )
 
 T = TypeVar("T")
@@ -48,39 +44,22 @@ def with_coevolution(tmp_path: Path, body: Body[T], *, on: bool = True) -> T:
     code source is the replay server; one earlier build failed on a rate limit (HTTP 429)."""
 
     async def main() -> T:
-        store = Store(tmp_path / "nexus.db")
-        BuildStore(store.engine).create(
-            "A tool that reads my feed",
-            "failed",
-            templates.CURRENT_TEMPLATE,
-            reason="Its tests never passed in 4 rounds: HTTPError: HTTP Error 429: Too Many Requests",
-        )
-        modules = ModuleService(
-            store.engine,
-            SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5),
-            bundled_dir=tmp_path / "no-bundled",
-            user_dir=tmp_path / "modules",
-            environ={},
-            start_modules=False,
-            validation_timeout=30,
-        )
-        await modules.start()
-        with running_replay_server() as server:
-            settings = Settings(remote_base_url=server.base_url, remote_model=MODEL, module_coevolution=on)
-            router = TaskRouter(store.engine, lambda: settings, lambda _key: None, gpu_total=lambda: None)
+        async with replay_sources(tmp_path, module_coevolution=on) as sources:
+            BuildStore(sources.store.engine).create(
+                "A tool that reads my feed",
+                "failed",
+                templates.CURRENT_TEMPLATE,
+                reason="Its tests never passed in 4 rounds: HTTPError: HTTP Error 429: Too Many Requests",
+            )
             coevolution = Coevolution(
-                store.engine,
-                lambda: settings,
-                modules,
-                lambda: router,
+                sources.store.engine,
+                lambda: sources.settings,
+                sources.modules,
+                lambda: sources.router,
                 staging_dir=tmp_path / "builds",
                 requests_per_step=1,
             )
-            try:
-                return await body(coevolution, server, modules)
-            finally:
-                await modules.aclose()
-                store.close()
+            return await body(coevolution, sources.server, sources.modules)
 
     return asyncio.run(main())
 
@@ -129,26 +108,15 @@ def test_a_candidate_that_passes_more_is_kept_and_new_builds_use_it(tmp_path: Pa
 
     # The app's builder uses it: the next build's prompt carries the kept advice.
     async def next_build() -> None:
-        store = Store(tmp_path / "nexus.db")
-        modules = ModuleService(
-            store.engine,
-            SecretStore(f"nexus-test-{uuid.uuid4().hex[:8]}", timeout=5),
-            bundled_dir=tmp_path / "no-bundled",
-            user_dir=tmp_path / "modules",
-            environ={},
-            start_modules=False,
-        )
-        await modules.start()
-        with running_replay_server() as server:
-            settings = Settings(remote_base_url=server.base_url, remote_model=MODEL)
-            router = TaskRouter(store.engine, lambda: settings, lambda _key: None, gpu_total=lambda: None)
+        async with replay_sources(tmp_path) as sources:
+            engine, modules, server = sources.store.engine, sources.modules, sources.server
             coevolution = Coevolution(
-                store.engine, lambda: settings, modules, lambda: router, staging_dir=tmp_path / "b"
+                engine, lambda: sources.settings, modules, lambda: sources.router, staging_dir=tmp_path / "b"
             )
             builds = BuildService(
-                store.engine,
+                engine,
                 modules,
-                lambda: router,
+                lambda: sources.router,
                 staging_dir=tmp_path / "b",
                 template_version=coevolution.current_version,
             )
@@ -159,8 +127,6 @@ def test_a_candidate_that_passes_more_is_kept_and_new_builds_use_it(tmp_path: Pa
             assert (view.status, view.template_version) == ("awaiting_approval", result.version)
             [files_request] = server.file_requests()
             assert HINT in files_request["messages"][0]["content"]
-        await modules.aclose()
-        store.close()
 
     asyncio.run(next_build())
 
