@@ -91,9 +91,6 @@ class ReplayServer(ThreadingHTTPServer):
 class _Handler(ChatHandler):
     server: ReplayServer
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
     def do_GET(self) -> None:
         self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
 
