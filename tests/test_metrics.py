@@ -78,14 +78,20 @@ def test_a_full_queue_drops_and_counts_the_excess_and_warns_once(
     blocker.execute("BEGIN IMMEDIATE")  # the writer cannot drain the queue meanwhile
     try:
         with caplog.at_level(logging.WARNING, logger="nexus_desktop.control.metrics"):
-            for index in range(15):
+            for index in range(5):  # half full: wakes the writer, which takes these and waits on the lock
+                recorder.record(call(tokens_in=index))
+            deadline = time.monotonic() + 10
+            while recorder.pending and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert recorder.pending == 0, "the writer thread never took the first batch"
+            for index in range(5, 20):  # 10 fit in the queue, 5 do not
                 recorder.record(call(tokens_in=index))
     finally:
         blocker.execute("COMMIT")
         blocker.close()
     recorder.close()
     assert recorder.dropped == 5
-    assert sorted(row.tokens_in for row in stored(store)) == list(range(10))
+    assert sorted(row.tokens_in for row in stored(store)) == list(range(15))
     warnings = [r for r in caplog.records if "dropping" in r.getMessage()]
     assert len(warnings) == 1
 

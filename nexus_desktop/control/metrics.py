@@ -100,6 +100,11 @@ class MetricsRecorder:
             self._warned_full = True
             log.warning("Model-call metrics are coming faster than they are stored; dropping some")
 
+    @property
+    def pending(self) -> int:
+        """Calls queued and not yet taken by the writer thread."""
+        return self._writer.pending
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every call recorded so far is stored; False if that took longer than timeout."""
         return self._writer.flush(timeout)

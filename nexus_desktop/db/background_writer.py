@@ -65,6 +65,11 @@ class BackgroundWriter(Generic[T]):
             self.dropped += 1
             return False
 
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet taken by the writer thread."""
+        return len(self._pending)
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything put so far is written; False if that took longer than timeout."""
         deadline = time.monotonic() + timeout
