@@ -31,6 +31,8 @@ APT_PACKAGES=(
   gnome-keyring dbus libsecret-1-0
   # Module and model-worker containment: namespaces around each child (docs/security.md).
   bubblewrap
+  # The bus to a second PC (docs/second-pc.md): either PC runs the NATS server; the tests start one.
+  nats-server
 )
 if [[ "$MODE" == "--test" ]]; then
   APT_PACKAGES+=(dbus-x11 xvfb xauth)

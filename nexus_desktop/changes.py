@@ -16,7 +16,7 @@ from typing import Generic, Literal, TypeVar
 
 log = logging.getLogger(__name__)
 
-ChangeKind = Literal["characters", "chats", "messages", "settings", "personas", "groups"]
+ChangeKind = Literal["characters", "chats", "messages", "settings", "personas", "groups", "memories"]
 
 
 @dataclass(frozen=True)

@@ -63,9 +63,18 @@ def _build_parser() -> argparse.ArgumentParser:
     from nexus_desktop import cli_game
 
     cli_game.add_subcommands(commands)
+    from nexus_desktop import cli_worker
+
+    cli_worker.add_subcommands(commands)
     from nexus_desktop import cli_providers
 
     cli_providers.add_subcommands(commands)
+    from nexus_desktop import cli_gateway
+
+    cli_gateway.add_subcommands(commands)
+    from nexus_desktop import cli_memory
+
+    cli_memory.add_subcommands(commands)
     return parser
 
 
@@ -95,10 +104,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.command in cli_game.COMMANDS:
             return cli_game.run(args)
+        from nexus_desktop import cli_worker
+
+        if args.command in cli_worker.COMMANDS:
+            return cli_worker.run(args)
         from nexus_desktop import cli_providers
 
         if args.command in cli_providers.COMMANDS:
             return cli_providers.run(args)
+        from nexus_desktop import cli_gateway
+
+        if args.command in cli_gateway.COMMANDS:
+            return cli_gateway.run(args)
+        from nexus_desktop import cli_memory
+
+        if args.command in cli_memory.COMMANDS:
+            return cli_memory.run(args)
         if args.command == "doctor":
             from nexus_desktop.doctor import doctor_report
 

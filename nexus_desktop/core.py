@@ -35,9 +35,13 @@ from nexus_desktop.control.report import reports_dir
 from nexus_desktop.control.scheduler import Scheduler
 from nexus_desktop.db.store import AsyncStore, Store
 from nexus_desktop.db.watch import DatabaseWatcher
+from nexus_desktop.engram.chat_memory import ChatMemory
+from nexus_desktop.engram.embedder import Embedder
+from nexus_desktop.engram.service import Engram
 from nexus_desktop.gaming.controller import GameMode
 from nexus_desktop.gaming.keep_alive import KeepAlive
 from nexus_desktop.gaming.probes import default_probes
+from nexus_desktop.llm.catalog import default_model_path
 from nexus_desktop.modules.characters import ModuleCharacters
 from nexus_desktop.modules.registry import make_plugin_manager
 from nexus_desktop.modules.service import ModuleService
@@ -52,6 +56,7 @@ from nexus_desktop.training.service import TrainingService
 if TYPE_CHECKING:
     from nexus_desktop.control.prometheus import PrometheusSwitch
     from nexus_desktop.control.tables import TaskRun
+    from nexus_desktop.gateway.switch import GatewaySwitch
     from nexus_desktop.modules.runtime.supervisor import ModuleSupervisor
     from nexus_desktop.modules.watch import ModuleWatcher
 
@@ -86,6 +91,8 @@ class AppCore:
         # ``metrics.record`` never blocks, so every caller can be handed it.
         self.metrics = MetricsRecorder(self.store.engine)
         self.prometheus: PrometheusSwitch | None = None
+        self.gateway: GatewaySwitch | None = None
+        """The OpenAI-compatible server for other apps, once ``serve_gateway`` ran (off by default)."""
         developer_dir = self.settings.modules_developer_dir
         self.modules = ModuleService(
             self.store.engine,
@@ -154,6 +161,9 @@ class AppCore:
         self.governor = Governor(self.store.engine)
         # The app's own features come through the same hooks as modules (modules/builtin.py).
         self.builtin_tools = InProcessTools(builtins=True)
+        # Engram: characters remember across chats, by meaning (embeddings from the bundled model,
+        # made in a child process started on first use).
+        self.engram = Engram(self.db, self.changes, Embedder(default_model_path()))
         self.chat = ChatService(
             self.db,
             self.sources.get,
@@ -170,6 +180,7 @@ class AppCore:
             # "build me …" (the router's build_module, or /build …) goes to the builder instead.
             start_build=lambda text, chat_id: self.builds.start(text, chat_id=chat_id),
             task_router=self.task_router,
+            memory=ChatMemory(self.engram),
         )
         # Game mode gives the GPU to a game; keep-alive unloads a model left unused.  Both start
         # with the window (``start_game_mode``), not with a CLI command.
@@ -177,13 +188,17 @@ class AppCore:
             default_probes(lambda: self.settings),
             lambda: self.settings,
             self.sources,
-            busy=lambda: self.chat.generating,
+            busy=self._replying,
             pausers=[self.scheduler, self.training],
             read_saved_switch=lambda: self.store.load_settings().game_mode_manual,
             adopt_switch=self._adopt_game_switch,
         )
-        self.keep_alive = KeepAlive(self.sources, lambda: self.settings, busy=lambda: self.chat.generating)
+        self.keep_alive = KeepAlive(self.sources, lambda: self.settings, busy=self._replying)
         self.seed_default_characters()
+
+    def _replying(self) -> bool:
+        """A reply is being written: in a chat, or for another app through the gateway."""
+        return self.chat.generating or (self.gateway is not None and self.gateway.busy)
 
     def start_game_mode(self) -> None:
         """Watch for games and unload an unused model from now on (the window calls this)."""
@@ -260,6 +275,8 @@ class AppCore:
         self.game_mode.poke()  # the switch or the action may have changed
         if self.prometheus is not None:
             await self.prometheus.apply(settings.prometheus_enabled, settings.prometheus_port)
+        if self.gateway is not None:
+            await self.gateway.apply(settings.gateway_enabled, settings.gateway_port)
 
     async def serve_prometheus(self, on_problem: Callable[[str], object] | None = None) -> str:
         """Serve the Prometheus endpoint when the settings ask, following their changes from now on.
@@ -274,7 +291,32 @@ class AppCore:
         self.prometheus.on_problem = on_problem
         return await self.prometheus.apply(self.settings.prometheus_enabled, self.settings.prometheus_port)
 
+    async def serve_gateway(
+        self, on_problem: Callable[[str], object] | None = None, *, force: bool = False
+    ) -> str:
+        """Serve other apps (``nexus_desktop/gateway``) when the settings ask, or always with
+        ``force`` (``nexus gateway serve``), following the settings' changes from now on.
+
+        Like ``serve_prometheus``: never raises; returns why it is not serving, or ''."""
+        if self.gateway is None:
+            from nexus_desktop.gateway.switch import GatewaySwitch
+
+            self.gateway = GatewaySwitch(self)
+        self.gateway.on_problem = on_problem
+        enabled = force or self.settings.gateway_enabled
+        return await self.gateway.apply(enabled, self.settings.gateway_port)
+
+    async def renew_gateway_key(self) -> str:
+        """Settings → Other apps' New key: a new key in the keyring, required from now on."""
+        if self.gateway is None:
+            from nexus_desktop.gateway.key import new_key
+
+            return await asyncio.to_thread(new_key, self.secrets)
+        return await self.gateway.renew_key()
+
     async def aclose(self) -> None:
+        if self.gateway is not None:  # first: no other app's request starts while the rest shuts down
+            await self.gateway.aclose()
         await self.game_mode.aclose()  # first: no unload or reload starts while the rest shuts down
         await self.keep_alive.aclose()
         await self.scheduler.aclose()  # no task may start while the rest shuts down
@@ -287,6 +329,7 @@ class AppCore:
         await self.training.aclose(stop_training=True)
         await self.router.aclose()
         await self.sources.aclose()
+        await self.engram.aclose()
         await self.db_watcher.aclose()
         await asyncio.to_thread(self.close)
 

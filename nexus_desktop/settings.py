@@ -37,7 +37,9 @@ class Samplers(BaseModel):
 
 
 class Settings(Samplers):
-    source: Literal["local", "remote"] = "local"
+    source: Literal["local", "remote", "worker"] = "local"
+    """Where replies come from: the local llama.cpp model, an OpenAI-compatible server, or a
+    ``nexus worker`` on another PC over the NATS bus (``nexus_desktop/bus``)."""
 
     # Local llama.cpp model. An empty path means the bundled default model.
     model_path: str = ""
@@ -63,6 +65,25 @@ class Settings(Samplers):
     # OpenAI-compatible server. The API key is never here: it lives in the OS keyring.
     remote_base_url: str = "http://127.0.0.1:11434/v1"
     remote_model: str = ""
+
+    # Remote worker: a second PC running ``nexus worker`` on a NATS server (docs/second-pc.md).
+    # Only the credentials file's path is kept here; what it holds never enters the database.
+    worker_url: str = "nats://127.0.0.1:4222"
+    worker_credentials: str = ""
+    """A NATS ``.creds`` file, an NKey seed file, or a file holding ``user:password``."""
+    worker_tls_ca: str = ""
+    """A CA certificate for a ``tls://`` server signed by a private CA (empty: the system's)."""
+
+    # The OpenAI-compatible gateway (nexus_desktop/gateway): other apps (SillyTavern, Open WebUI,
+    # the openai client) use NEXUS as their local model server.  Off by default, on 127.0.0.1
+    # only, and every request needs the key kept in the keyring.
+    gateway_enabled: bool = False
+    gateway_port: int = Field(default=5180, ge=1024, le=65535)
+
+    # Engram (nexus_desktop/engram): characters remember facts across chats.
+    memory_enabled: bool = True
+    memory_recall_count: int = Field(default=4, ge=0, le=32)
+    """How many remembered facts, the most relevant to the last message, the prompt may hold."""
 
     # Typed commands (/roll 2d6) always run tools; letting the model pick tools by itself costs two
     # short extra generations per message, and small models misfire, so it is opt-in.

@@ -66,7 +66,9 @@ class MeteredSource:
         count: Counter,
         record: RecordCall | None,
         in_db: InDb,
+        service: str = "chat",
     ) -> None:
+        self.service = service  # the ModelCall's service: "chat", or "gateway" for other apps
         self.inner = inner
         self.character = character
         self.governor = governor
@@ -143,7 +145,7 @@ class MeteredSource:
         stats = output.stats if output is not None else None
         call = ModelCall(
             at=datetime.now(UTC),
-            service="chat",
+            service=self.service,
             task_type=task,
             source=self._kind,
             model=self.inner.name,

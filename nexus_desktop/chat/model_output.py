@@ -70,4 +70,5 @@ def stats_record(output: ChatOutput, model: str) -> dict[str, Any]:
         "seconds": round(s.seconds, 3),
         "first_token_seconds": round(s.first_token_seconds, 3),
         "finish_reason": s.finish_reason,
+        **({"served_by": output.served_by} if output.served_by else {}),
     }

@@ -42,7 +42,15 @@ from nexus_desktop.chat.metering import MeteredSource, RecordCall
 from nexus_desktop.chat.model_output import Generated, stats_record, strip_speaker
 from nexus_desktop.chat.personas import persona_for_chat
 from nexus_desktop.chat.prompt import PromptPlan, Turn, build_prompt
-from nexus_desktop.chat.tool_rounds import Collect, ReplyScope, Route, ToolRounds, ToolsGetter, model_text
+from nexus_desktop.chat.tool_rounds import (
+    ChatMemory,
+    Collect,
+    ReplyScope,
+    Route,
+    ToolRounds,
+    ToolsGetter,
+    model_text,
+)
 from nexus_desktop.chat.tools import tool_turn_text
 from nexus_desktop.chat.writing import WritingReplies, author_note
 from nexus_desktop.control.governor import BudgetSpentError, Governor, TokenGrant, budget_cut_text
@@ -55,6 +63,7 @@ from nexus_desktop.llm.contract import (
     ChatOutput,
     ModelError,
     ModelSource,
+    PartialReplyError,
     ReplyStats,
     RunContext,
     TokenEvent,
@@ -109,10 +118,12 @@ class ReplyPipeline(WritingReplies):
         route: Route | None,
         record_call: RecordCall | None,
         task_router: TaskRouter | None = None,
+        memory: ChatMemory | None = None,
     ) -> None:
         self.db = db
         self.governor = governor
-        self.tools = ToolRounds(db, governor, get_tools, route, collect, task_router)
+        self.memory = memory
+        self.tools = ToolRounds(db, governor, get_tools, route, collect, task_router, memory)
         self._get_source = get_source
         self._get_settings = get_settings
         self._get_interceptors = get_interceptors
@@ -339,22 +350,28 @@ class ReplyPipeline(WritingReplies):
             yield GovernorNotice("budget_spent", str(error))
             return
         output: ChatOutput | None = None
+        failure: PartialReplyError | None = None
         try:
             # In a group, the other members' lines are not this reply's to write either.
             stops = tuple(f"\n{name}:" for name in (stop, *scope.others))
             sampling = replace(settings.sampling(), stop=stops, max_tokens=grant.reply_tokens)
             request = ChatInput(messages=plan.messages, sampling=sampling, continue_last=continue_last)
-            async for event in scope.source.stream(request, scope.run):
-                if isinstance(event, TokenEvent):
-                    yield ReplyToken(event.text)
-                else:
-                    output = event
+            try:
+                async for event in scope.source.stream(request, scope.run):
+                    if isinstance(event, TokenEvent):
+                        yield ReplyToken(event.text)
+                    else:
+                        output = event
+            except PartialReplyError as error:  # what was shown is saved, then the error is shown
+                output, failure = error.output, error
             if output is None:
                 raise ModelError("The model stopped without finishing its reply. Try again.")
         finally:
             if output is None:  # failed or abandoned: the reservation counts for nothing
                 await self.db.call(self.governor.release, grant)
         yield Generated(output, grant)
+        if failure is not None:
+            raise failure
 
     def _settle(self, grant: TokenGrant, output: ChatOutput, *, reply: bool) -> None:
         """Count a finished call's tokens for its day, and the reply when it made one."""
@@ -398,6 +415,7 @@ class ReplyPipeline(WritingReplies):
                 turns.append(Turn("user", tool_turn_text(m.content)))
         if pending is not None:
             turns.append(Turn("user", pending))
+        memories = await self._memories(scope, turns)
         return await build_prompt(
             scope.card,
             turns,
@@ -409,7 +427,16 @@ class ReplyPipeline(WritingReplies):
             author_note=scope.author_note,
             continuing=continuing,
             instruction=instruction or (GROUP_NUDGE if scope.others and not continuing else ""),
+            memories=memories,
         )
+
+    async def _memories(self, scope: ReplyScope, turns: list[Turn]) -> list[str]:
+        """What the character remembers that bears on the last user message, when Settings say so."""
+        count = scope.settings.memory_recall_count
+        if self.memory is None or not scope.settings.memory_enabled or count == 0:
+            return []
+        query = next((turn.content for turn in reversed(turns) if turn.role == "user"), "")
+        return await self.memory.for_prompt(scope.context.character_id, query, count)
 
     async def _count_cached(self, source: ModelSource, texts: list[str]) -> list[int]:
         # Re-tokenizing the whole history on every send is wasted work: counts are per model.

@@ -19,6 +19,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "in a few vivid sentences. Never speak for {{user}}."
 )
 LORE_SCAN_MESSAGES = 8
+MEMORY_HEADING = "Things {{char}} remembers from earlier chats (use them when they help):"
 
 _MACROS = {
     r"\{\{char\}\}|<BOT>": "char",
@@ -61,11 +62,23 @@ def substitute(text: str, char: str, user: str) -> str:
     return text
 
 
+def memory_block(memories: Sequence[str]) -> str:
+    """Engram's memories for this reply under a clear heading, one a line ("" for none)."""
+    if not memories:
+        return ""
+    return "\n".join([MEMORY_HEADING, *(f"- {text}" for text in memories)])
+
+
 def system_prompt(
-    card: CharacterCard, user_name: str, lore: Sequence[LorebookEntry], persona_description: str = ""
+    card: CharacterCard,
+    user_name: str,
+    lore: Sequence[LorebookEntry],
+    persona_description: str = "",
+    memories: Sequence[str] = (),
 ) -> str:
     """SillyTavern's default story string: the user's persona comes after the character's
-    description, personality, scenario and lore, before the example dialogue."""
+    description, personality, scenario and lore, then what the character remembers (Engram),
+    before the example dialogue."""
     sections = [
         card.system_prompt.strip() or DEFAULT_SYSTEM_PROMPT,
         render_lore(lore, "before_char"),
@@ -74,6 +87,7 @@ def system_prompt(
         f"Scenario: {card.scenario.strip()}" if card.scenario.strip() else "",
         render_lore(lore, "after_char"),
         persona_description.strip(),
+        memory_block(memories),
         f"Example dialogue:\n{card.mes_example.strip()}" if card.mes_example.strip() else "",
     ]
     text = "\n\n".join(section for section in sections if section)
@@ -92,6 +106,7 @@ async def build_prompt(
     author_note: AuthorNote | None = None,
     continuing: bool = False,
     instruction: str = "",
+    memories: Sequence[str] = (),
 ) -> PromptPlan:
     """Fit the system prompt and as much recent history as the context allows.
 
@@ -101,13 +116,14 @@ async def build_prompt(
 
     ``continuing``: the last turn is a reply to write more of, so it ends the prompt (after the
     post-history instructions) and the model goes on from its last word.  ``instruction``: a
-    last system message saying what to write (impersonation's).
+    last system message saying what to write (impersonation's).  ``memories``: what the
+    character remembers that bears on this reply (Engram), in the system prompt under a heading.
     """
     if not history:
         raise ValueError("A prompt needs at least one message.")
     recent = [turn.content for turn in history[-LORE_SCAN_MESSAGES:]]
     lore = activate_entries(card.character_book, recent) if card.character_book else []
-    system = system_prompt(card, user_name, lore, persona_description)
+    system = system_prompt(card, user_name, lore, persona_description, memories)
     in_chat = [
         (d.depth, ChatMessage(d.role, substitute(d.text, card.name, user_name))) for d in lore_at_depth(lore)
     ]

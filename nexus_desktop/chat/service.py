@@ -40,7 +40,7 @@ from nexus_desktop.chat.pipeline import (
     strip_speaker,
 )
 from nexus_desktop.chat.routing import ROUTE_CHOICES
-from nexus_desktop.chat.tool_rounds import Collect, Route, ToolsGetter
+from nexus_desktop.chat.tool_rounds import ChatMemory, Collect, Route, ToolsGetter
 from nexus_desktop.chat.writing import NothingToContinueError, reply_to_continue
 from nexus_desktop.control.governor import Governor
 from nexus_desktop.db.store import AsyncStore
@@ -119,6 +119,7 @@ class ChatService:
         changes: Changes | None = None,
         start_build: StartBuild | None = None,
         task_router: TaskRouter | None = None,
+        memory: ChatMemory | None = None,
     ) -> None:
         """``task_router``: picks the source that chooses tools when the model picks them
         (``providers``; the chat's own model without it); ``governor``: the character policies
@@ -128,7 +129,8 @@ class ChatService:
         ``on_model_crash``: told when a reply saw the model process die
         (``SourceManager.report_crash``); ``changes``: where its writes are announced;
         ``start_build``: where a message the router labels ``build_module`` (or ``/build …``) goes
-        instead of the model (``BuildService.start``)."""
+        instead of the model (``BuildService.start``); ``memory``: Engram, for the memories in
+        each prompt and the notes tools (``engram.chat_memory``)."""
         self.db = db
         self._route = route
         self._start_build = start_build
@@ -148,6 +150,7 @@ class ChatService:
             route=self._route_once if route is not None else None,
             record_call=record_call,
             task_router=task_router,
+            memory=memory,
         )
         self._runs: dict[int, RunContext] = {}
         """The reply being written in each chat: one at a time per chat, chats in parallel."""

@@ -74,6 +74,8 @@ def model_label(settings: Settings) -> str:
     """The model the settings name, in a few words (before anything is loaded)."""
     if settings.source == "remote":
         return f"remote: {settings.remote_model or 'server'}"
+    if settings.source == "worker":
+        return f"worker: {settings.worker_url}"
     return Path(settings.model_path).name if settings.model_path else "the bundled SmolLM2 model"
 
 
@@ -96,6 +98,8 @@ def source_key(
     (game mode's CPU chat) puts every layer on the CPU whatever the GPU-layers setting says."""
     if settings.source == "remote":
         return ("remote", settings.remote_base_url, settings.remote_model, settings.context_size)
+    if settings.source == "worker":
+        return ("worker", settings.worker_url, settings.worker_credentials, settings.worker_tls_ca)
     return (
         "local",
         str(local_model_path(settings)),
@@ -239,6 +243,20 @@ class SourceManager:
         return await asyncio.to_thread(self._lookup_adapter, character, local_model_path(settings))
 
     async def _start(self, settings: Settings, adapter: Path | None = None) -> ModelSource:
+        if settings.source == "worker":
+            from nexus_desktop.bus.remote_source import connect_worker_source
+            from nexus_desktop.bus.synapse import Connection
+
+            # Only the files' paths: the synapse reads them at connect time, off this thread.
+            return await connect_worker_source(
+                Connection(
+                    settings.worker_url,
+                    credentials=Path(settings.worker_credentials).expanduser()
+                    if settings.worker_credentials
+                    else None,
+                    tls_ca=Path(settings.worker_tls_ca).expanduser() if settings.worker_tls_ca else None,
+                )
+            )
         if settings.source == "remote":
             from nexus_desktop.llm.openai_compat import OpenAICompatSource
 
@@ -282,4 +300,8 @@ def _ready_state(source: ModelSource) -> ModelState:
             llama_cpp=source.llama_cpp_version,
             note=source.load_notice,
         )
+    from nexus_desktop.bus.remote_source import WorkerSource
+
+    if isinstance(source, WorkerSource) and source.model_name:  # "worker: gpc2 · SmolLM2….gguf"
+        return ModelState("ready", f"{source.name} · {source.model_name}", source.context_size)
     return ModelState("ready", source.name, source.context_size)

@@ -11,9 +11,9 @@ this chat, with the reason saved as the tool's failed result and shown as a ``Go
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nexus_desktop.cards.model import CharacterCard
 from nexus_desktop.chat.commands import parse_command
@@ -52,6 +52,16 @@ Route = Callable[[str], Awaitable[str | None]]
 Collect = Callable[[signals.Signal], None]
 
 
+class ChatMemory(Protocol):
+    """What a reply asks of Engram (``engram.chat_memory``); neither method raises for Engram's faults."""
+
+    async def for_prompt(self, character_id: int | None, query: str, count: int) -> list[str]: ...
+
+    async def after_tool(
+        self, character_id: int | None, name: str, arguments: Mapping[str, Any], outcome: ToolOutcome
+    ) -> ToolOutcome: ...
+
+
 @dataclass
 class ReplyScope:
     """What one reply knows while it runs."""
@@ -81,15 +91,17 @@ class ToolRounds:
         route: Route | None,
         collect: Collect,
         task_router: TaskRouter | None = None,
+        memory: ChatMemory | None = None,
     ) -> None:
         """``task_router`` picks the source that chooses tools when the model picks them; without
-        it the chat's own model does."""
+        it the chat's own model does.  ``memory``: Engram follows the notes tools' calls."""
         self.db = db
         self.task_router = task_router
         self.governor = governor
         self._get_tools = get_tools
         self._route = route
         self._collect = collect
+        self._memory = memory
 
     async def run(
         self, scope: ReplyScope, typed: str, sent: str
@@ -141,6 +153,10 @@ class ToolRounds:
             outcome: ToolOutcome | None = None
             try:
                 outcome = await provider.call_tool(call.name, call.arguments)
+                if self._memory is not None and outcome.ok:
+                    outcome = await self._memory.after_tool(
+                        scope.context.character_id, call.name, call.arguments, outcome
+                    )
             except Exception as error:  # a provider fault must not lose the user's reply
                 outcome = ToolResult(
                     False, "", f"The tool {call.name} could not be run ({error}); try again."

@@ -488,6 +488,24 @@ def _v11_module_templates(conn: Connection) -> None:
     )
 
 
+def _v12_memory(conn: Connection) -> None:
+    """Engram: what characters remember across chats, each fact with its embedding (float32
+    bytes, unit length) and the model that made it; no character is the shared scope."""
+    statements = [
+        """CREATE TABLE memory (
+            id INTEGER PRIMARY KEY,
+            character_id INTEGER REFERENCES character (id) ON DELETE CASCADE,
+            text VARCHAR NOT NULL,
+            embedding BLOB NOT NULL,
+            embedding_model VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            created_at DATETIME NOT NULL)""",
+        "CREATE INDEX ix_memory_character_id ON memory (character_id)",
+    ]
+    for statement in statements:
+        conn.execute(text(statement))
+
+
 MIGRATIONS: list[Migration] = [
     _v1_initial,
     _v2_modules,
@@ -500,6 +518,7 @@ MIGRATIONS: list[Migration] = [
     _v9_module_builds,
     _v10_route_decisions,
     _v11_module_templates,
+    _v12_memory,
 ]
 
 

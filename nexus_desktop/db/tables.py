@@ -128,6 +128,20 @@ class Persona(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class Memory(SQLModel, table=True):
+    """A fact a character remembers across chats (``engram``); no character: the shared scope."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    character_id: int | None = Field(default=None, foreign_key="character.id", index=True)
+    text: str
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    """float32 values of unit length, in this machine's byte order."""
+    embedding_model: str
+    source: str
+    """Who imprinted it: "chat", "notes" or "user"."""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Setting(SQLModel, table=True):
     key: str = Field(primary_key=True)
     value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))

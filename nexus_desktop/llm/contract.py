@@ -123,6 +123,9 @@ class ReplyStats:
 class ChatOutput:
     text: str
     stats: ReplyStats
+    served_by: str = ""
+    """The machine that generated it when not this one (a ``nexus worker``'s name), for the
+    status line's "answered by"; empty for a local model or a remote server."""
 
 
 StreamEvent = TokenEvent | ChatOutput
@@ -130,6 +133,15 @@ StreamEvent = TokenEvent | ChatOutput
 
 class ModelError(Exception):
     """A failure a user can act on.  ``str(error)`` is one clear sentence with what to do."""
+
+
+class PartialReplyError(ModelError):
+    """A reply that failed part-way (a remote worker lost with no other to continue it):
+    ``output`` is what was written and shown, for the chat to keep."""
+
+    def __init__(self, message: str, output: ChatOutput) -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class ModelFileError(ModelError):

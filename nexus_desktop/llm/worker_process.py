@@ -99,8 +99,9 @@ class WorkerProcess:
         self.child.stop({"cmd": "shutdown"}, grace=_SHUTDOWN_GRACE_SECONDS)
 
 
-def worker_command(python: str) -> tuple[list[str], dict[str, str]]:
-    """The command line that starts the worker with ``python``, and its environment."""
+def worker_command(python: str, module: str = "nexus_desktop.llm.worker") -> tuple[list[str], dict[str, str]]:
+    """The command line that starts the worker ``module`` (the embedder's too) with ``python``,
+    and its environment."""
     cache = str(worker_cache_dir())
     # A bare environment: the user's shell may hold tokens a crafted model file has no use for.
     env = {name: value for name, value in os.environ.items() if name.startswith(_PASSED_ENV)}
@@ -114,7 +115,7 @@ def worker_command(python: str) -> tuple[list[str], dict[str, str]]:
         # On an abort ggml would attach gdb to print a backtrace: slow, and it buries the reason.
         GGML_NO_BACKTRACE="1",
     )
-    return [python, "-m", "nexus_desktop.llm.worker"], env
+    return [python, "-m", module], env
 
 
 def worker_profile(python: str, model: Path, lora: Path | None) -> Profile:

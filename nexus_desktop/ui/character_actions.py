@@ -44,10 +44,11 @@ class CharacterActions:
     def open_editor(self, character: Character | None) -> CharacterEditor:
         from nexus_desktop.ui.character_editor import CharacterEditor
 
-        editor = CharacterEditor(self.window, character, self._tool_names(character))
+        core = self.window.core
+        engram = core.engram if core is not None else None
+        editor = CharacterEditor(self.window, character, self._tool_names(character), engram)
         editor.saved.connect(lambda card, avatar: self.save(character, card, avatar, editor.chosen_policy))
         editor.open()
-        core = self.window.core
         if character is not None and character.id is not None and core is not None:
             QueryOp(
                 parent=editor,

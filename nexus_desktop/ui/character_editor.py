@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from nexus_desktop.ui.card_fields import GreetingsEditor, LorebookTable
 from nexus_desktop.ui.chat_view import describe_error
+from nexus_desktop.ui.memories_page import MemoriesPage
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.policy_editor import LimitsEditor
 from nexus_desktop.ui.widgets import Avatar, BannerArea, fit_to_screen, push_button
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from nexus_desktop.cards.model import CharacterCard
     from nexus_desktop.control.policy import Policy
     from nexus_desktop.db.tables import Character
+    from nexus_desktop.engram.service import Engram
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.gif);;All files (*)"
 CARD_FILTER = "Character cards (*.png *.json *.charx);;All files (*)"
@@ -97,10 +99,17 @@ class CharacterEditor(QDialog):
     """(CharacterCard, avatar PNG bytes or None)"""
 
     def __init__(
-        self, parent: QWidget | None, character: Character | None = None, tool_names: Sequence[str] = ()
+        self,
+        parent: QWidget | None,
+        character: Character | None = None,
+        tool_names: Sequence[str] = (),
+        engram: Engram | None = None,
     ) -> None:
+        """``engram``: where the Memories page reads and writes (no page without it, or for a new
+        character)."""
         super().__init__(parent)
         self.character = character
+        self.engram = engram
         self.tool_names = list(tool_names)
         self.chosen_policy: Policy | None = None
         self.policy_loaded = character is None  # a new character has no limits yet
@@ -144,6 +153,10 @@ class CharacterEditor(QDialog):
         self.limits = LimitsEditor(self.tool_names)
         self.limits.setEnabled(self.policy_loaded)
         self.tabs.addTab(self.limits, "Limits")
+        self.memories: MemoriesPage | None = None
+        if self.engram is not None and self.character is not None and self.character.id is not None:
+            self.memories = MemoriesPage(self.engram, self.character.id, self.character.name, self.show_error)
+            self.tabs.addTab(self.memories, "Memories")
         body.addWidget(self.tabs, 1)
         layout.addLayout(body, 1)
 

@@ -115,6 +115,10 @@ class Application:
         await self.core.serve_prometheus(
             lambda problem: self.window.chat_view.banners.show_banner("warning", problem)
         )
+        # The gateway for other apps (off by default): the same, a notice at worst.
+        await self.core.serve_gateway(
+            lambda problem: self.window.chat_view.banners.show_banner("warning", problem)
+        )
         freeze_startup_heap()
 
     def _add_pages(self, core: AppCore) -> None:

@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         picker.local_chosen.connect(self._choose_local_model)
         picker.open_file_requested.connect(self._choose_model_file)
         picker.remote_chosen.connect(self._choose_remote)
+        picker.worker_chosen.connect(self._choose_worker)
         self.chat_view.settings_requested.connect(self.open_settings)
         self.chat_view.reload_requested.connect(self.reload_model)
         from nexus_desktop.ui.shortcuts import ChatShortcuts
@@ -441,6 +442,17 @@ class MainWindow(QMainWindow):
             self.apply_settings(self.core.settings.model_copy(update={"source": "remote"}))
         else:
             self.open_settings("remote")
+
+    def _choose_worker(self) -> None:
+        """Models → Remote worker: use it at once when one was set up, else its Settings page."""
+        from nexus_desktop.settings import Settings
+
+        assert self.core is not None
+        settings = self.core.settings
+        if settings.worker_credentials or settings.worker_url != Settings().worker_url:
+            self.apply_settings(settings.model_copy(update={"source": "worker"}))
+        else:
+            self.open_settings("worker")
 
     # Settings ------------------------------------------------------------------------------
 

@@ -46,6 +46,8 @@ def format_stats(stats: dict[str, Any] | None) -> str:
         pieces.append("cut short: daily token budget")  # the governor lowered its cap (chat.pipeline)
     elif reason == "length":
         pieces.append("hit max tokens")
+    if stats.get("served_by"):  # a `nexus worker` on another PC wrote it: first, so never elided
+        pieces.insert(0, f"answered by {stats['served_by']}")
     return " · ".join(pieces)
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 OPEN_FILE = "open-file"
 REMOTE = "remote"
+WORKER = "worker"
 # Below this width (at 100% text) the top bar drops the avatar and New chat's and Chats' words, so
 # the title, the model picker and the buttons keep their room instead of overlapping.
 COMPACT_BELOW = 720
@@ -48,11 +49,12 @@ def model_label(entry: Any) -> str:
 
 
 class ModelPicker(QComboBox):
-    """Models found on disk, then "Open GGUF file…" and the remote server."""
+    """Models found on disk, then "Open GGUF file…", the remote server and the remote worker."""
 
     local_chosen = Signal(str)
     open_file_requested = Signal()
     remote_chosen = Signal()
+    worker_chosen = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,10 +100,16 @@ class ModelPicker(QComboBox):
             )
             if settings.source == "remote":
                 selected = self.count() - 1
+        if settings.source == "worker":  # a `nexus worker` on another PC (Settings → Remote worker)
+            label = f"Remote worker: {settings.worker_url.split('://', 1)[-1]}"
+            self.addItem(icons.icon("server", COLORS.text_dim), label, (WORKER, ""))
+            selected = self.count() - 1
         self.insertSeparator(self.count())
         self.addItem(icons.icon("folder", COLORS.text_dim), "Open GGUF file…", (OPEN_FILE, ""))
         if not settings.remote_model:
             self.addItem(icons.icon("server", COLORS.text_dim), "Remote server…", (REMOTE, ""))
+        if settings.source != "worker":
+            self.addItem(icons.icon("server", COLORS.text_dim), "Remote worker…", (WORKER, ""))
         self._current_index = selected
         self.setCurrentIndex(selected)
         self.blockSignals(False)
@@ -143,6 +151,9 @@ class ModelPicker(QComboBox):
         elif kind == REMOTE:
             self.restore()
             self.remote_chosen.emit()
+        elif kind == WORKER:
+            self.restore()
+            self.worker_chosen.emit()
         elif index != self._current_index:
             self._current_index = index
             self.local_chosen.emit(value)

@@ -32,16 +32,19 @@ from PySide6.QtWidgets import (
 from nexus_desktop.ui.appearance_page import AppearancePage
 from nexus_desktop.ui.chat_view import describe_error
 from nexus_desktop.ui.game_mode_section import GameModeSection
+from nexus_desktop.ui.gateway_section import GatewaySection
 from nexus_desktop.ui.gpu_section import GpuSection
 from nexus_desktop.ui.ops import QueryOp
 from nexus_desktop.ui.sampler_page import SamplerPage
 from nexus_desktop.ui.widgets import BannerArea, help_label, push_button
+from nexus_desktop.ui.worker_section import WorkerSection
 
 if TYPE_CHECKING:
     from nexus_desktop.core import AppCore
     from nexus_desktop.settings import Settings
 
-PAGES = {"model": 0, "generation": 1, "remote": 2, "app": 3, "appearance": 4, "game": 5}
+PAGES = {"model": 0, "generation": 1, "remote": 2, "app": 3, "appearance": 4, "game": 5, "gateway": 6}
+PAGES["worker"] = 7  # Remote worker: replies from a second PC
 KEY_NAME = "remote-api-key"  # the name SourceManager reads (chat.sources.REMOTE_KEY_NAME)
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 
@@ -90,6 +93,10 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(scrolled(self.appearance), "Appearance")
         self.game_mode = GameModeSection(core.game_mode)  # the switch, detection, keep-alive
         self.tabs.addTab(scrolled(self.game_mode), "Game mode")
+        self.gateway = GatewaySection(core)  # serve other apps: switch, port, address, key
+        self.tabs.addTab(scrolled(self.gateway), "Other apps")
+        self.worker = WorkerSection()  # replies from `nexus worker` on a second PC (docs/second-pc.md)
+        self.tabs.addTab(scrolled(self.worker), "Remote worker")
         self.rejected.connect(self.appearance.revert)
         self.tabs.setCurrentIndex(PAGES.get(page, 0))
         layout.addWidget(self.tabs, 1)
@@ -106,6 +113,7 @@ class SettingsDialog(QDialog):
         layout.addLayout(footer)
         self.load(core.settings)
         self.use_remote.toggled.connect(lambda _on: self._source_changed())
+        self.worker.exclude(self.use_remote)  # one source at a time: the remote server or a worker
         self.model_path.editingFinished.connect(self._source_changed)
         self.model_path.textChanged.connect(self.gpu.set_model_path)
         self.samplers.context_size.box.valueChanged.connect(self.gpu.set_context)
@@ -217,6 +225,21 @@ class SettingsDialog(QDialog):
                 "message, and small models misfire."
             ),
         )
+        self.memory_enabled = QCheckBox("Characters remember facts across chats")
+        self.memory_enabled.setAccessibleName("Characters remember across chats")
+        form.addRow("Memory", self.memory_enabled)
+        self.memory_recall_count = QSpinBox()
+        self.memory_recall_count.setRange(1, 32)
+        self.memory_recall_count.setAccessibleName("Memories per reply")
+        self.memory_enabled.toggled.connect(self.memory_recall_count.setEnabled)
+        form.addRow("Memories per reply", self.memory_recall_count)
+        form.addRow(
+            "",
+            help_label(
+                "The memories most relevant to your last message join each reply's prompt. See or "
+                "delete a character's memories on the Memories page of the character editor."
+            ),
+        )
         self.module_coevolution = QCheckBox("Let NEXUS improve its module builder at night")
         self.module_coevolution.setAccessibleName("Module builder co-evolution")
         form.addRow("Module builder", self.module_coevolution)
@@ -250,6 +273,8 @@ class SettingsDialog(QDialog):
     def load(self, s: Settings) -> None:
         self.appearance.load(s)
         self.game_mode.load(s)
+        self.gateway.load(s)
+        self.worker.load(s)
         self.model_path.setText(s.model_path)
         self.models_dir.setText(s.models_dir)
         self.threads.setValue(s.threads)
@@ -263,6 +288,9 @@ class SettingsDialog(QDialog):
         self.prometheus_port.setValue(s.prometheus_port)
         self.prometheus_port.setEnabled(s.prometheus_enabled)
         self.tools_by_model.setChecked(s.tools_by_model)
+        self.memory_enabled.setChecked(s.memory_enabled)
+        self.memory_recall_count.setValue(max(1, s.memory_recall_count))
+        self.memory_recall_count.setEnabled(s.memory_enabled)
         self.module_coevolution.setChecked(s.module_coevolution)
 
     def settings(self) -> Settings:
@@ -283,11 +311,15 @@ class SettingsDialog(QDialog):
             prometheus_enabled=self.prometheus_enabled.isChecked(),
             prometheus_port=self.prometheus_port.value(),
             tools_by_model=self.tools_by_model.isChecked(),
+            memory_enabled=self.memory_enabled.isChecked(),
+            memory_recall_count=self.memory_recall_count.value(),
             module_coevolution=self.module_coevolution.isChecked(),
         )
         values.update(self.gpu.values())
         values.update(self.appearance.values())
         values.update(self.game_mode.values())
+        values.update(self.gateway.values())
+        values.update(self.worker.values())  # its source wins when ticked (the boxes exclude each other)
         values.update(self.samplers.values())
         if values["source"] == "remote" and not values["remote_model"]:
             raise ValueError(

@@ -1,0 +1,92 @@
+"""A real nats-server for the bus tests, started on a free loopback port.
+
+``NatsServer`` runs the Debian package's binary (``nats-server``, on PATH or in /usr/sbin) with a
+config file of the test's choosing (users and passwords, NKeys, subject permissions), and can be
+stopped and started again on the same port: the "server went away mid-stream" tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def nats_server_binary() -> str | None:
+    return shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/local/sbin")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class NatsServer:
+    def __init__(self, folder: Path, config: str = "") -> None:
+        binary = nats_server_binary()
+        if binary is None:
+            raise RuntimeError("nats-server is not installed: apt-get install nats-server (the setup does)")
+        self.binary = binary
+        self.folder = folder
+        self.port = free_port()
+        self.config_path = folder / "nats.conf"
+        self.config_path.write_text(f"listen: 127.0.0.1:{self.port}\nmax_payload: 1048576\n{config}\n")
+        self.log_path = folder / "nats.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("nats-server did not start listening within 10 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server with no authentication, on a loopback port of its own."""
+    server = NatsServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def start_nats(tmp_path: Path, config: str = "") -> NatsServer:
+    """A started server with ``config`` (stop it yourself, or use ``nats_server``)."""
+    folder = tmp_path / f"nats-{os.urandom(3).hex()}"
+    folder.mkdir()
+    server = NatsServer(folder, config)
+    server.start()
+    return server
