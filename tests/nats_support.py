@@ -37,15 +37,23 @@ class NatsServer:
         self.folder = folder
         self.port = free_port()
         self.config_path = folder / "nats.conf"
-        self.config_path.write_text(f"listen: 127.0.0.1:{self.port}\nmax_payload: 1048576\n{config}\n")
+        self._config = config
+        self._write_config()
         self.log_path = folder / "nats.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._started_once = False
+
+    def _write_config(self) -> None:
+        self.config_path.write_text(f"listen: 127.0.0.1:{self.port}\nmax_payload: 1048576\n{self._config}\n")
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start the server and wait until *this* process says it is ready: connecting to the port
+        is not enough, another test's server may hold it (free_port races between processes)."""
+        ready_before = self._log_text().count("Server is ready")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [self.binary, "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
@@ -53,13 +61,20 @@ class NatsServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                if not self._started_once and "address already in use" in self._log_text():
+                    self.port = free_port()  # another process took the port first: take another
+                    self._write_config()
+                    self.start()
+                    return
+                raise RuntimeError(f"nats-server exited: {self._log_text()[-2000:]}")
+            if self._log_text().count("Server is ready") > ready_before:
+                self._started_once = True
                 return
-            except OSError:
-                time.sleep(0.02)
+            time.sleep(0.02)
         raise RuntimeError("nats-server did not start listening within 10 s")
+
+    def _log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -370,3 +370,5 @@ def test_dendrites_under_the_example_config_serve_and_stream_a_neuron(tmp_path: 
         server.stop()
     assert answered == "second-pc: TO THE STARS"
     assert tokens == ["WARP", "NOW", "WARP NOW"]
+    # The least-privilege worker never asked for anything it may not do (the server logs each).
+    assert "Violation" not in server.log_path.read_text()

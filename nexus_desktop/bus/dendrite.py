@@ -9,7 +9,8 @@ Protocol (subjects in ``synapse.SubjectNames``):
 
 - A Dendrite with Axons sends REGISTER on start and whenever a ``discover`` request arrives,
   HEARTBEAT every ``heartbeat_seconds`` with its load (tasks in flight) and capacity, and
-  DEREGISTER on ``aclose``.  Every Dendrite asks ``discover`` on start and keeps a directory.
+  DEREGISTER on ``aclose``.  An app Dendrite asks ``discover`` on start and keeps a directory
+  (a worker does neither: it only serves).
 - ``dispatch_and_wait``: one request/reply; the worker's answer is the RESULT or ERROR itself.
 - ``stream``: TASK(stream=True, reply_to=an inbox); the worker answers HEARTBEAT at once (it
   accepted), TOKENs in ``seq`` order with a HEARTBEAT every ``silence_seconds / 3`` of quiet,
@@ -128,7 +129,12 @@ class Dendrite:
             return
         await self.synapse.connect()
         self._started = True
-        self._subscriptions.append(await self.synapse.subscribe(self.subjects.directory, self._on_directory))
+        # A worker never dispatches, so it neither keeps a directory nor asks who is there: the
+        # least-privilege worker user (docs/examples/nats-server.conf) may do neither.
+        if self.role == "app":
+            self._subscriptions.append(
+                await self.synapse.subscribe(self.subjects.directory, self._on_directory)
+            )
         self._subscriptions.append(await self.synapse.subscribe(self.subjects.discover, self._on_discover))
         self._subscriptions.append(
             await self.synapse.subscribe(
@@ -140,8 +146,9 @@ class Dendrite:
         reconnected = getattr(self.synapse, "reconnected", None)  # NATS: the server came back
         if isinstance(reconnected, Listeners):
             self._stop_hearing_reconnects = reconnected.subscribe(lambda url: self._spawn(self._rejoin()))
-        await self.synapse.publish(self.subjects.discover, Signal(Kind.REGISTER, sender=self.name))
-        await asyncio.sleep(self.discover_seconds)
+        if self.role == "app":
+            await self.synapse.publish(self.subjects.discover, Signal(Kind.REGISTER, sender=self.name))
+            await asyncio.sleep(self.discover_seconds)
 
     async def aclose(self) -> None:
         """DEREGISTER, stop the tasks running here (their callers get ERROR "cancelled"), stop
@@ -224,7 +231,8 @@ class Dendrite:
         """Back on a server that may have restarted: say who this is and ask who is there."""
         with contextlib.suppress(BusError):
             await self._announce(Kind.REGISTER)
-            await self.synapse.publish(self.subjects.discover, Signal(Kind.REGISTER, sender=self.name))
+            if self.role == "app":
+                await self.synapse.publish(self.subjects.discover, Signal(Kind.REGISTER, sender=self.name))
 
     def _learn(self, signal: Signal) -> None:
         if self.directory.update(signal):

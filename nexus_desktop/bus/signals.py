@@ -21,8 +21,9 @@ What each kind carries in ``payload``:
 
 from __future__ import annotations
 
+import itertools
 import json
-import uuid
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -63,8 +64,22 @@ class BadSignal(ValueError):
     """Bytes or data that are not a valid Signal; ``str()`` says what was wrong."""
 
 
+_id_prefix = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix
+    _id_prefix = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)  # a forked child must not repeat its parent's ids
+
+
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A task or trace id unique across processes: 64 random bits per process, then a counter
+    (a tenth of uuid4's cost, which showed in the bus's round trip)."""
+    return f"{_id_prefix}{next(_id_counter):x}"
 
 
 @dataclass(frozen=True, slots=True)
