@@ -9,8 +9,7 @@ Dendrite and Axon.  Target: overhead < 10 ms.
 
     .venv/bin/python benchmarks/worker_ttft.py [--runs 15]
 
-``benchmarks/bus.py`` calls ``measure()``; ``start_worker`` (a worker subprocess, waited for
-until it serves) is used by the tests and the screenshot too.
+``benchmarks/bus.py`` calls ``measure()``.
 """
 
 from __future__ import annotations
@@ -18,16 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,80 +37,9 @@ from nexus_desktop.llm.contract import (
     TokenEvent,
 )
 from nexus_desktop.llm.local import LocalLlamaSource
+from tests.nats_support import NatsServer, start_worker
 
 TARGET_MS = 10.0
-
-
-@dataclass
-class WorkerProcess:
-    """A ``nexus worker`` subprocess; ``line`` is what it printed once serving."""
-
-    process: subprocess.Popen[str]
-    name: str
-    line: str
-
-    def stop(self) -> int:
-        """SIGTERM (as Ctrl+C does), then its exit status; killed if it hangs."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
-
-
-def start_worker(
-    url: str,
-    name: str,
-    data_dir: Path,
-    *extra: str,
-    timeout: float = 120.0,
-) -> WorkerProcess:
-    """``nexus worker --connect url --name name`` with its own data folder, once it serves
-    (its one line printed); raises with what it said if it exits or stays silent."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "nexus_desktop.cli", "worker", "--connect", url, "--name", name, *extra]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line.startswith("Serving"):
-            return WorkerProcess(process, name, line.strip())
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    _, errors = process.communicate(timeout=5)
-    raise RuntimeError(f"nexus worker {name} did not start serving: {errors.strip()[-500:]}")
-
-
-@contextmanager
-def nats_server() -> Iterator[str]:
-    """A nats-server on a free loopback port for the length of the block; yields its URL."""
-    binary = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/local/sbin")
-    if binary is None:
-        raise SystemExit("nats-server is not installed (installers/setup.sh installs it)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port)], stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(5)
 
 
 async def _first_token_seconds(source: ModelSource, prompt: str) -> float:
@@ -166,8 +88,13 @@ def measure(url: str | None = None, runs: int = 15) -> dict[str, float]:
     ``url``, a nats-server of its own on loopback."""
     if url is not None:
         return asyncio.run(_measure(url, runs))
-    with nats_server() as own:
-        return asyncio.run(_measure(own, runs))
+    with tempfile.TemporaryDirectory() as folder:
+        server = NatsServer(Path(folder))
+        server.start()
+        try:
+            return asyncio.run(_measure(server.url, runs))
+        finally:
+            server.stop()
 
 
 def main() -> None:

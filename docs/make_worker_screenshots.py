@@ -70,13 +70,16 @@ def main() -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from benchmarks.worker_ttft import nats_server, start_worker
     from nexus_desktop.chat.personas import add_persona
     from nexus_desktop.core import AppCore
     from nexus_desktop.ui.main_window import APP_PAGES, MainWindow
     from nexus_desktop.ui.theme import apply_theme
+    from tests.nats_support import NatsServer, start_worker
 
-    with nats_server() as url:
+    server = NatsServer(folder)
+    server.start()
+    url = server.url
+    try:
         worker = start_worker(url, "gpc2", folder / "second-pc", "--serve", "model,tools")
         try:
             app = QApplication(sys.argv[:1])
@@ -96,6 +99,8 @@ def main() -> int:
                 loop.run_until_complete(core.aclose())
         finally:
             worker.stop()
+    finally:
+        server.stop()
     return 0
 
 

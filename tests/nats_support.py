@@ -1,4 +1,5 @@
-"""A real nats-server for the bus tests, started on a free loopback port.
+"""A real nats-server for the bus tests, started on a free loopback port, and real ``nexus
+worker`` subprocesses on it (``start_worker``; the benchmarks and screenshots use them too).
 
 ``NatsServer`` runs the Debian package's binary (``nats-server``, on PATH or in /usr/sbin) with a
 config file of the test's choosing (users and passwords, NKeys, subject permissions), and can be
@@ -11,8 +12,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,49 @@ def start_nats(tmp_path: Path, config: str = "") -> NatsServer:
     server = NatsServer(folder, config)
     server.start()
     return server
+
+
+@dataclass
+class WorkerProcess:
+    """A ``nexus worker`` subprocess; ``line`` is what it printed once serving."""
+
+    process: subprocess.Popen[str]
+    name: str
+    line: str
+
+    def stop(self) -> int:
+        """SIGTERM (as Ctrl+C does), then its exit status; killed if it hangs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+
+def start_worker(
+    url: str,
+    name: str,
+    data_dir: Path,
+    *extra: str,
+    timeout: float = 120.0,
+) -> WorkerProcess:
+    """``nexus worker --connect url --name name`` with its own data folder, once it serves
+    (its one line printed); raises with what it said if it exits or stays silent."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "NEXUS_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "nexus_desktop.cli", "worker", "--connect", url, "--name", name, *extra]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith("Serving"):
+            return WorkerProcess(process, name, line.strip())
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    _, errors = process.communicate(timeout=5)
+    raise RuntimeError(f"nexus worker {name} did not start serving: {errors.strip()[-500:]}")

@@ -18,11 +18,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from benchmarks.worker_ttft import WorkerProcess, start_worker
 from nexus_desktop.chat.service import ChatEvent, ReplySaved, ReplyToken
 from nexus_desktop.core import AppCore
 from nexus_desktop.llm.contract import ModelError, PartialReplyError
-from tests.nats_support import NatsServer, nats_server  # noqa: F401
+from tests.nats_support import NatsServer, WorkerProcess, nats_server, start_worker  # noqa: F401
 
 pytestmark = pytest.mark.model
 
@@ -228,3 +227,42 @@ def test_no_worker_on_the_server_is_a_clear_error_and_nothing_is_saved(core: App
         assert core.store.list_messages(chat_id) == before
 
     asyncio.run(scenario())
+
+
+def test_the_server_going_away_mid_reply_keeps_the_partial_reply_and_chat_works_once_it_is_back(
+    core: AppCore,
+    nats_server: NatsServer,  # noqa: F811
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    serve(workers, nats_server, "gpc2", tmp_path)
+    core.settings = core.settings.model_copy(update={"max_tokens": 60})
+
+    async def scenario() -> tuple[list[ChatEvent], BaseException | None, list[ChatEvent]]:
+        chat_id = await first_chat(core, brief=True)
+        events: list[ChatEvent] = []
+        error: BaseException | None = None
+        try:
+            async for event in core.chat.send(chat_id, "Tell me a long story about a comet."):
+                events.append(event)
+                if sum(isinstance(e, ReplyToken) for e in events) == 5 and nats_server.process:
+                    await asyncio.to_thread(nats_server.stop)
+        except ModelError as failure:
+            error = failure
+        await asyncio.to_thread(nats_server.start)  # the same port: both ends reconnect by themselves
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                return events, error, await collect(core.chat.send(chat_id, "Are you back?"), core)
+            except ModelError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    events, error, after = asyncio.run(scenario())
+    assert isinstance(error, PartialReplyError)
+    assert "gpc2 stopped answering mid-reply" in str(error)
+    saved = [e for e in events if isinstance(e, ReplySaved)]
+    assert saved and core.store.get_message(saved[0].message.id).content.strip() == tokens(events).strip()
+    again = [e for e in after if isinstance(e, ReplySaved)]
+    assert again and again[0].output.served_by == "gpc2" and tokens(after).strip()

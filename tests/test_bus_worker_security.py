@@ -17,7 +17,6 @@ from pathlib import Path
 import nats
 import pytest
 
-from benchmarks.worker_ttft import WorkerProcess, start_worker
 from nexus_desktop.bus.axon import TaskError
 from nexus_desktop.bus.dendrite import Dendrite
 from nexus_desktop.bus.remote_source import WorkerSource, connect_worker_source
@@ -27,7 +26,7 @@ from nexus_desktop.chat.sources import REMOTE_KEY_NAME
 from nexus_desktop.core import AppCore
 from nexus_desktop.llm.contract import ModelError
 from nexus_desktop.modules.runtime.supervisor import credential_key
-from tests.nats_support import NatsServer, nats_server, start_nats  # noqa: F401
+from tests.nats_support import NatsServer, WorkerProcess, nats_server, start_nats, start_worker  # noqa: F401
 
 pytestmark = pytest.mark.model
 EXAMPLE_MODULE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "quote-of-the-day"

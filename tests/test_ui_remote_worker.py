@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from PySide6.QtWidgets import QAbstractButton, QCheckBox, QLabel, QLineEdit
 
-from benchmarks.worker_ttft import WorkerProcess, start_worker
 from nexus_desktop.bus.axon import Axon, TaskContext
 from nexus_desktop.bus.dendrite import Dendrite
 from nexus_desktop.bus.synapse import Connection, open_synapse
@@ -22,7 +21,7 @@ from nexus_desktop.ui.model_bar import WORKER, ModelPicker
 from nexus_desktop.ui.ops import wait_for_running_ops
 from nexus_desktop.ui.settings_dialog import SettingsDialog
 from tests import ui_support
-from tests.nats_support import NatsServer, free_port, nats_server  # noqa: F401
+from tests.nats_support import NatsServer, WorkerProcess, free_port, nats_server, start_worker  # noqa: F401
 from tests.ui_support import LONG, needs_model, run, type_and_send, wait_model_ready, wait_reply_done
 
 core, data_dir, qt_loop, window = ui_support.core, ui_support.data_dir, ui_support.qt_loop, ui_support.window

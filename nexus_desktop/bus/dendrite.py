@@ -282,11 +282,8 @@ class Dendrite:
             raise TaskError("unknown_neuron", self.directory.unknown_message(neuron))
         return ranked
 
-    async def dispatch(self, neuron: str, input: JsonDict, *, trace_id: str | None = None) -> str:
-        """Send a task and return its id at once; its RESULT or ERROR goes to ``results``.
-        Raises ``TaskError("unknown_neuron")`` at once when nobody serves ``neuron``."""
-        candidates = self._candidates(neuron)
-        task = Signal(
+    def _new_task(self, neuron: str, input: JsonDict, trace_id: str | None) -> Signal:
+        return Signal(
             Kind.TASK,
             task_id=new_id(),
             trace_id=trace_id or new_id(),
@@ -294,6 +291,12 @@ class Dendrite:
             payload=input,
             sender=self.name,
         )
+
+    async def dispatch(self, neuron: str, input: JsonDict, *, trace_id: str | None = None) -> str:
+        """Send a task and return its id at once; its RESULT or ERROR goes to ``results``.
+        Raises ``TaskError("unknown_neuron")`` at once when nobody serves ``neuron``."""
+        candidates = self._candidates(neuron)
+        task = self._new_task(neuron, input, trace_id)
 
         async def run() -> None:
             try:
@@ -314,14 +317,7 @@ class Dendrite:
         ``bad_input``/``failed``/``cancelled``/``refused`` as the worker answered, ``timeout``
         after ``timeout`` seconds (the worker is told CANCEL).  A worker that has gone (no
         responders) is skipped and the next one tried."""
-        task = Signal(
-            Kind.TASK,
-            task_id=new_id(),
-            trace_id=trace_id or new_id(),
-            neuron=neuron,
-            payload=input,
-            sender=self.name,
-        )
+        task = self._new_task(neuron, input, trace_id)
         answer = await self._request(self._candidates(neuron), task, timeout)
         return Answer(answer.payload, answer.sender, task.task_id)
 

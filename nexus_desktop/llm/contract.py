@@ -190,7 +190,15 @@ class StreamingSource:
         raise NotImplementedError
 
     async def __call__(self, request: ChatInput, context: RunContext) -> ChatOutput:
-        async for event in self.stream(request, context):
-            if isinstance(event, ChatOutput):
-                return event
+        events = self.stream(request, context)
+        try:
+            async for event in events:
+                if isinstance(event, ChatOutput):
+                    return event
+        finally:
+            # Returning from inside the loop leaves the stream suspended; close it here, in this
+            # task, rather than leave it to the garbage collector (which closes it out of context).
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()
         raise ModelError("The model stopped without finishing its reply. Try again.")
