@@ -221,8 +221,12 @@ class AppCore:
         return self.modules.supervisor if self._modules_started else None
 
     def _tools(self) -> CombinedTools:
-        """The tools a reply may call: the app's built-ins, then the running modules' tools."""
-        return CombinedTools(self.builtin_tools, self.running_modules())
+        """The tools a reply may call: the app's built-ins, then the running modules' tools, then
+        those the remote workers serve when replies come from them (bus/remote_tools.py)."""
+        remote_tools = getattr(self.sources.current, "remote_tools", None)
+        return CombinedTools(
+            self.builtin_tools, self.running_modules(), remote_tools() if remote_tools else None
+        )
 
     def seed_default_characters(self) -> None:
         """On first run, add the bundled characters so there is someone to talk to.

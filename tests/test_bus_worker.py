@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from nexus_desktop.chat.service import ChatEvent, ReplySaved, ReplyToken
+from nexus_desktop.chat.service import ChatEvent, ReplySaved, ReplyToken, ToolCalled
 from nexus_desktop.core import AppCore
 from nexus_desktop.llm.contract import ModelError, PartialReplyError
 from tests.nats_support import NatsServer, WorkerProcess, nats_server, start_worker  # noqa: F401
@@ -35,8 +36,10 @@ def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
         worker.stop()
 
 
-def serve(started: list[WorkerProcess], server: NatsServer, name: str, folder: Path) -> WorkerProcess:
-    worker = start_worker(server.url, name, folder / name, "--serve", "model")
+def serve(
+    started: list[WorkerProcess], server: NatsServer, name: str, folder: Path, what: str = "model"
+) -> WorkerProcess:
+    worker = start_worker(server.url, name, folder / name, "--serve", what)
     started.append(worker)
     return worker
 
@@ -266,3 +269,40 @@ def test_the_server_going_away_mid_reply_keeps_the_partial_reply_and_chat_works_
     assert saved and core.store.get_message(saved[0].message.id).content.strip() == tokens(events).strip()
     again = [e for e in after if isinstance(e, ReplySaved)]
     assert again and again[0].output.served_by == "gpc2" and tokens(after).strip()
+
+
+def test_a_typed_command_runs_a_tool_the_worker_serves_and_the_character_answers(
+    core: AppCore,
+    nats_server: NatsServer,  # noqa: F811
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    serve(workers, nats_server, "gpc2", tmp_path, "model,tools")
+
+    async def scenario() -> list[ChatEvent]:
+        chat_id = await first_chat(core, brief=True)
+        assert core.running_modules() is None  # this app runs no module: only the worker has dice
+        return await collect(core.chat.send(chat_id, "/roll 2d6"), core)
+
+    events = asyncio.run(scenario())
+    called = [e for e in events if isinstance(e, ToolCalled)]
+    assert called and called[0].name == "dice.roll" and called[0].arguments == {"notation": "2d6"}
+    roll = re.fullmatch(r"2d6: \[(\d), (\d)\] = (\d+)", called[0].result.content)
+    assert called[0].result.ok and roll and int(roll[1]) + int(roll[2]) == int(roll[3])
+    saved = [e for e in events if isinstance(e, ReplySaved)]
+    assert saved and saved[0].output.served_by == "gpc2"  # and the worker's model answered after it
+
+
+def test_without_a_worker_serving_tools_the_command_is_not_a_tool(
+    core: AppCore,
+    nats_server: NatsServer,  # noqa: F811
+    workers: list[WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    serve(workers, nats_server, "gpc2", tmp_path, "model")  # the negative control: model only
+
+    async def scenario() -> list[ChatEvent]:
+        return await collect(core.chat.send(await first_chat(core, brief=True), "/roll 2d6"), core)
+
+    events = asyncio.run(scenario())
+    assert not [e for e in events if isinstance(e, ToolCalled)]

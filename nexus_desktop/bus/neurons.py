@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -226,10 +227,17 @@ def count_tokens_axon(source: ModelSource) -> Axon:
 
 def tool_axons(provider: ToolProvider) -> list[Axon]:
     """One ``tool.<name>`` Axon per tool ``provider`` offers now (approved, enabled, running)."""
-    return [_tool_axon(provider, tool.name, dict(tool.parameters)) for tool in provider.tools()]
+    return [
+        _tool_axon(provider, tool.name, tool.description, dict(tool.parameters)) for tool in provider.tools()
+    ]
 
 
-def _tool_axon(provider: ToolProvider, name: str, parameters: dict[str, Any]) -> Axon:
+def tool_capabilities(description: str, parameters: dict[str, Any]) -> tuple[str, ...]:
+    """What the app needs to offer a worker's tool to its model: its description and schema."""
+    return (f"description={description}", f"parameters={json.dumps(parameters, separators=(',', ':'))}")
+
+
+def _tool_axon(provider: ToolProvider, name: str, description: str, parameters: dict[str, Any]) -> Axon:
     async def call(arguments: dict[str, Any], task: TaskContext) -> dict[str, Any]:
         if name not in {tool.name for tool in provider.tools()}:
             # Its module stopped since it was registered (disabled, or its approval lost).
@@ -250,7 +258,9 @@ def _tool_axon(provider: ToolProvider, name: str, parameters: dict[str, Any]) ->
             raise ValueError(f"The arguments of {name} are wrong: {'; '.join(problems)}")
         return arguments
 
-    return Axon(TOOL_PREFIX + name, call, validate=validate)
+    return Axon(
+        TOOL_PREFIX + name, call, capabilities=tool_capabilities(description, parameters), validate=validate
+    )
 
 
 def _checked(parse: Callable[[dict[str, Any]], object]) -> Validator:

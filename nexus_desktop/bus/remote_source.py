@@ -32,6 +32,7 @@ from nexus_desktop.bus.neurons import (
     chat_output_from_dict,
     read_capabilities,
 )
+from nexus_desktop.bus.remote_tools import BusTools
 from nexus_desktop.bus.signals import Kind, Signal
 from nexus_desktop.bus.synapse import BusError, Connection, Synapse, open_synapse
 from nexus_desktop.llm.contract import (
@@ -73,6 +74,10 @@ class WorkerSource(StreamingSource):
     @property
     def dendrite(self) -> Dendrite:
         return self._dendrite
+
+    def remote_tools(self) -> BusTools:
+        """The tools the workers on this bus serve, for the chat beside the local ones."""
+        return BusTools(self._dendrite)
 
     def _worker(self) -> WorkerInfo | None:
         workers = chat_workers(self._dendrite)
