@@ -56,6 +56,28 @@ trainer_trains() {
   bare OMP_NUM_THREADS=1 "$BUNDLE/trainer/nexus-trainer" -m training.train "$WORK/job.json" \
     && grep -q '^{"event": "done"' "$WORK/out"
 }
+# `nexus worker` serving the bundled model and modules on a real nats-server with a password
+# (NATS, NKeys and TLS support are inside the bundle), then Ctrl+C's SIGTERM: exit 0.
+worker_serves() {
+  local server port pid status
+  server="$(command -v nats-server || echo /usr/sbin/nats-server)"
+  port="$(bare "$BUNDLE/nexus" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  printf 'listen: 127.0.0.1:%s\nauthorization { user: smoke, password: smoke-pw }\n' "$port" > "$WORK/nats.conf"
+  printf 'smoke:smoke-pw\n' > "$WORK/worker.creds"
+  "$server" -c "$WORK/nats.conf" > "$WORK/nats.log" 2>&1 &
+  local nats=$!
+  # bare's environment, as one command so that $! is the worker itself (env execs it)
+  env -i PATH="$WORK/bin:/usr/bin:/bin" HOME="$WORK/home" LANG=C.UTF-8 NEXUS_DATA_DIR="$WORK/data" \
+    "$BUNDLE/nexus" worker --connect "nats://127.0.0.1:$port" --credentials "$WORK/worker.creds" \
+    --name smoke > "$WORK/worker.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do grep -q "^Serving" "$WORK/worker.out" && break; sleep 0.2; done
+  kill -TERM "$pid"; wait "$pid"; status=$?
+  kill "$nats"; wait "$nats" 2>/dev/null
+  cat "$WORK/worker.out"
+  grep -q "^Serving the model .* and .*dice.roll.* as 'smoke'" "$WORK/worker.out" && ((status == 0)) \
+    && bare "$BUNDLE/nexus" -c 'import nats, nkeys, nacl.signing'
+}
 installed_and_removed() {
   local home="$WORK/home" app="$WORK/home/.local/opt/NEXUS-Desktop"
   mkdir -p "$WORK/unpacked" && tar -C "$WORK/unpacked" -xzf "$TARBALL" || return 1
@@ -75,6 +97,7 @@ check "nexus chat answers" answered "$BUNDLE/nexus" chat "hi" --max-tokens 24
 check "a module runs on the bundle's own interpreter (/roll 2d6)" \
   says "dice.roll" bare "$BUNDLE/nexus" chat "/roll 2d6"
 check "Python and the app load only from inside the bundle" self_contained "$BUNDLE"
+check "nexus worker serves the model and modules over NATS, and stops on SIGTERM" worker_serves
 if [[ -x "$BUNDLE/trainer/nexus-trainer" ]]; then
   check "the bundled trainer trains, exports and verifies an adapter" trainer_trains
 fi
