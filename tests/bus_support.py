@@ -157,16 +157,23 @@ async def until_cancelled(data: Data, context: TaskContext) -> AsyncIterator[Ite
     yield {"sent": sent, "stopped": True}
 
 
+async def nap(data: Data, context: TaskContext) -> Data:
+    """Answers after ``seconds``: a request still running when its worker dies."""
+    await asyncio.sleep(float(data["seconds"]))
+    return {"slept": data["seconds"]}
+
+
 async def _serve_forever(url: str, name: str) -> None:
     synapse = open_synapse(Connection(url))
     await synapse.connect()
     dendrite = Dendrite(synapse, name=name, role="worker")
     dendrite.register(words_axon())
+    dendrite.register(Axon("nap", nap))
     await dendrite.start()
     print("ready", flush=True)
     await asyncio.Event().wait()
 
 
 def serve(url: str, name: str) -> None:
-    """Run a worker serving ``words`` until killed (``python -c`` in the SIGKILL test)."""
+    """Run a worker serving ``words`` and ``nap`` until killed (``python -c`` in the SIGKILL tests)."""
     asyncio.run(_serve_forever(url, name))

@@ -437,3 +437,35 @@ def test_a_worker_process_killed_mid_stream_is_reported_lost_within_a_second(tmp
         worker.kill()
         worker.wait(10)
         server.stop()
+
+
+def test_a_request_whose_worker_is_killed_fails_when_the_worker_is_missed_not_at_its_timeout(
+    tmp_path: Path,
+) -> None:
+    server = start_nats(tmp_path)
+    code = f"from tests.bus_support import serve; serve({server.url!r}, 'victim')"
+    worker = subprocess.Popen([sys.executable, "-c", code], cwd=REPO)
+
+    async def scenario() -> None:
+        async with Ends(server.url) as ends:
+            app = await ends.end("app")
+            await wait_until(lambda: [info.name for info in app.workers()] == ["victim"], 30.0)
+            # The positive control: a worker that stays answers its request.
+            assert (await app.dispatch_and_wait("nap", {"seconds": 0.2}, timeout=5)).output == {"slept": 0.2}
+            call = asyncio.ensure_future(app.dispatch_and_wait("nap", {"seconds": 60}, timeout=30))
+            await asyncio.sleep(0.3)
+            os.kill(worker.pid, signals.SIGKILL)
+            killed_at = time.monotonic()
+            with pytest.raises(WorkerLostError) as raised:
+                await call
+            # Three missed heartbeats of one second, checked every second: well before the 30 s.
+            assert time.monotonic() - killed_at < 6.0
+            assert raised.value.worker == "victim"
+            assert "left the bus before answering 'nap'" in str(raised.value)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        worker.kill()
+        worker.wait(10)
+        server.stop()

@@ -116,6 +116,9 @@ class Dendrite:
         self.host_side = AxonHost(synapse, self.name, beat_seconds=silence_seconds / 3)
         self.directory = Directory(heartbeat_seconds=heartbeat_seconds)
         self._subscriptions: list[Subscription] = []
+        self._waiting: dict[str, set[asyncio.Task[Any]]] = {}
+        """The callers waiting on each worker's answer to a request."""
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._stop_hearing_reconnects: Callable[[], None] | None = None
@@ -225,7 +228,7 @@ class Dendrite:
             except BusError as error:  # the server went away: the synapse reconnects
                 log.debug("No heartbeat sent: %s", error)
             if self.directory.expire():
-                self.listeners.emit(self.workers())
+                self._directory_changed()
 
     async def _rejoin(self) -> None:
         """Back on a server that may have restarted: say who this is and ask who is there."""
@@ -236,7 +239,7 @@ class Dendrite:
 
     def _learn(self, signal: Signal) -> None:
         if self.directory.update(signal):
-            self.listeners.emit(self.workers())
+            self._directory_changed()
 
     async def _on_directory(self, signal: Signal, reply: str) -> None:
         if signal.sender != self.name or signal.kind is Kind.DEREGISTER:
@@ -246,10 +249,21 @@ class Dendrite:
         if signal.sender != self.name:
             await self._announce(Kind.REGISTER)
 
+    def _directory_changed(self) -> None:
+        workers = self.workers()
+        # A request to a worker that left (DEREGISTER, missed heartbeats, nobody on its subject)
+        # will never be answered: fail it now rather than after its whole timeout.
+        live = {info.name for info in workers}
+        for name in [name for name in self._waiting if name not in live]:
+            for waiter in self._waiting.pop(name):
+                self._abandoned.add(waiter)
+                waiter.cancel()
+        self.listeners.emit(workers)
+
     def drop_worker(self, worker: str) -> None:
         """Forget ``worker`` until it is heard again (nobody answers on its subject any more)."""
         if self.directory.forget(worker):
-            self.listeners.emit(self.workers())
+            self._directory_changed()
 
     # -- calling ----------------------------------------------------------------------------
 
@@ -326,9 +340,23 @@ class Dendrite:
         for worker in candidates:
             subject = self.subjects.worker_tasks(worker.name)
             in_flight[worker.name] = in_flight.get(worker.name, 0) + 1
+            waiter = asyncio.current_task()
+            assert waiter is not None
+            self._waiting.setdefault(worker.name, set()).add(waiter)
             try:
                 answer = await self.synapse.request(subject, task, timeout)
+            except asyncio.CancelledError:
+                if waiter not in self._abandoned:
+                    raise
+                self._abandoned.discard(waiter)
+                waiter.uncancel()
+                raise WorkerLostError(
+                    f"The worker {worker.name} left the bus before answering {task.neuron!r}; "
+                    "start it again (or another one) and try again.",
+                    worker=worker.name,
+                ) from None
             except NoRespondersError:
+                self._waiting.get(worker.name, set()).discard(waiter)  # not itself abandoned
                 self.drop_worker(worker.name)
                 continue
             except BusTimeoutError:
@@ -341,6 +369,7 @@ class Dendrite:
                 ) from None
             finally:
                 in_flight[worker.name] -= 1
+                self._waiting.get(worker.name, set()).discard(waiter)
             if answer.kind is Kind.RESULT:
                 return answer
             raise TaskError(answer.error_code(), answer.error_message(), worker=answer.sender or worker.name)
