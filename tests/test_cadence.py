@@ -201,3 +201,14 @@ def test_a_time_of_day_that_daylight_saving_repeats_or_skips_is_due_once(written
     skipped = cadence.next_after(datetime(2024, 3, 30, 23, 0, tzinfo=UTC))
     assert skipped == datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
     assert cadence.next_after(skipped) == datetime(2024, 4, 1, 0, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("days", [1, 2])
+def test_the_latest_due_times_of_a_sparse_cron_are_found_after_a_stretch_without_any(days: int) -> None:
+    # Every minute on Sundays, looked at from Monday or Tuesday: the latest 50 are Sunday's last.
+    cadence = parse_cadence("cron * * * * 0", tz=UTC)
+    first = cadence.next_after(datetime(2001, 1, 1, tzinfo=UTC))  # Sunday 7 January, 00:00
+    found, total = due_times(cadence, first, first + timedelta(days=days), limit=50)
+    sunday_night = datetime(2001, 1, 7, 23, 59, tzinfo=UTC)
+    assert found == [sunday_night - timedelta(minutes=49 - i) for i in range(50)]
+    assert total > 50

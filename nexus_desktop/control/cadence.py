@@ -185,20 +185,31 @@ def due_times(cadence: Cadence, first: datetime, until: datetime, limit: int) ->
         count = int((until - first).total_seconds() // cadence.seconds) + 1 if until >= first else 0
         start = max(0, count - limit)
         return [first + timedelta(seconds=cadence.seconds * i) for i in range(start, count)], count
-    times: deque[datetime] = deque([first], maxlen=limit)
-    total = 1
-    span = timedelta(seconds=min(cadence.interval_seconds * limit, 20 * 366 * 86400.0))
-    if until - first > span:  # a long stretch: start ``limit`` intervals back, count what is seen
-        times = deque([cadence.next_after(until - span)], maxlen=limit)
-        total += 1  # ``first``, before the stretch looked at, and this one
-    while True:
-        following = cadence.next_after(times[-1])
-        if following > until:
-            break
-        times.append(following)
+    # A long stretch: look back from ``until`` only as far as the latest ``limit`` due times need.
+    # ``interval_seconds`` is sampled, so an irregular cron ("every minute on Sundays") can have
+    # longer gaps than it says: widen the look-back until it holds ``limit`` of them.
+    span = timedelta(seconds=cadence.interval_seconds * (limit + 1))
+    while until - first > span and span < _LONGEST_LOOK_BACK:
+        found, seen = _walk(cadence, cadence.next_after(until - span - timedelta(seconds=1)), until, limit)
+        if len(found) >= limit:
+            return found, seen + 1  # and ``first``, before the stretch looked at
+        span *= 2
+    return _walk(cadence, first, until, limit)
+
+
+_LONGEST_LOOK_BACK = timedelta(days=20 * 366)
+
+
+def _walk(cadence: Cadence, start: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
+    """The latest ``limit`` due times from ``start`` (a due time) through ``until``, and their count."""
+    times: deque[datetime] = deque(maxlen=limit)
+    total = 0
+    moment = start
+    while moment <= until:
+        times.append(moment)
         total += 1
-    found = [moment for moment in times if moment <= until]
-    return found, max(total, len(found))
+        moment = cadence.next_after(moment)
+    return list(times), total
 
 
 def parse_cadence(text: str, *, tz: tzinfo | None = None) -> Cadence:
