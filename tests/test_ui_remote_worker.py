@@ -44,7 +44,8 @@ def test_a_reply_from_a_worker_says_which_pc_answered(
     wait_model_ready(qtbot, window)
     status = window.status_line.state_label.text()
     assert status.startswith("Ready · worker: gpc2 · SmolLM2-135M-Instruct.Q4_1.gguf · 4096 ctx")
-    assert window.top_bar.model_picker.currentText().startswith("Remote worker")
+    picker = window.top_bar.model_picker  # filled once the models folder is read, off the Qt thread
+    qtbot.waitUntil(lambda: picker.currentText().startswith("Remote worker"), timeout=LONG)
     type_and_send(qtbot, window, "Hello from the gaming PC")
     wait_reply_done(qtbot, window)
     replies = [w for w in window.chat_view.widgets if isinstance(w, MessageWidget) and w.role == "assistant"]
