@@ -12,9 +12,8 @@ from __future__ import annotations
 import array
 import asyncio
 import itertools
-import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from nexus_desktop.children.exits import describe_exit
@@ -81,18 +80,12 @@ class Embedder:
             return []
         async with self._lock:
             worker = await self._ensure_worker()
-            request_id = f"e{next(self._ids)}"
-            events: asyncio.Queue[Event | WorkerExited] = asyncio.Queue()
-            worker.requests[request_id] = events
             mark = worker.stderr_lines
-            try:
-                worker.send(cmd="embed", id=request_id, texts=list(texts))
-                event = await self._next(events, EMBED_TIMEOUT_SECONDS, "embedding text")
-                self._raise_for(event, worker, "embedding text", mark)
-                assert isinstance(event, dict)
-                return [array.array("f", vector) for vector in event["vectors"]]
-            finally:
-                worker.requests.pop(request_id, None)
+            asked = worker.request(f"e{next(self._ids)}", cmd="embed", texts=list(texts))
+            event = await self._next(asked, EMBED_TIMEOUT_SECONDS, "embedding text")
+            self._raise_for(event, worker, "embedding text", mark)
+            assert isinstance(event, dict)
+            return [array.array("f", vector) for vector in event["vectors"]]
 
     async def aclose(self) -> None:
         """Stop the child (a later call starts a new one)."""
@@ -132,7 +125,7 @@ class Embedder:
             ):
                 if command is not None:
                     worker.send(**command)
-                event = await self._next(worker.control, self._start_timeout, doing)
+                event = await self._next(worker.control.get(), self._start_timeout, doing)
                 self._raise_for(event, worker, doing)
                 assert isinstance(event, dict)
                 if event.get("event") != wanted:
@@ -154,10 +147,10 @@ class Embedder:
 
     @staticmethod
     async def _next(
-        queue: asyncio.Queue[Event | WorkerExited], timeout: float, doing: str
+        answer: Awaitable[Event | WorkerExited], timeout: float, doing: str
     ) -> Event | WorkerExited:
         try:
-            return await asyncio.wait_for(queue.get(), timeout=timeout)
+            return await asyncio.wait_for(answer, timeout=timeout)
         except TimeoutError:
             raise EmbedderError(
                 f"The embedding process took longer than {timeout:.0f} s while {doing}."
@@ -168,8 +161,7 @@ class Embedder:
     ) -> None:
         if isinstance(event, WorkerExited):
             self._worker = None
-            fresh = worker.stderr_lines > mark and worker.stderr_tail
-            last = re.sub(r"^\S*/", "", worker.stderr_tail[-1])[:200] if fresh else ""
+            last = worker.last_message(mark)
             detail = f" (last message: {last})" if last else ""
             raise EmbedderCrashedError(
                 f"The embedding process {describe_exit(event.returncode)} while {doing}{detail}; "

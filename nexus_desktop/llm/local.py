@@ -270,9 +270,7 @@ class LocalLlamaSource(StreamingSource):
         """Turn an exit or error event into the exception the user sees; ``stderr_mark`` is the
         number of stderr lines seen when the current call began (older lines explain nothing)."""
         if isinstance(event, WorkerExited):
-            fresh = worker.stderr_lines > stderr_mark and worker.stderr_tail
-            # "/long/build/path/llama-model.cpp:1328: GGML_ASSERT(...) failed" -> "llama-model.cpp:1328: ..."
-            last = re.sub(r"^\S*/", "", worker.stderr_tail[-1])[:200] if fresh else ""
+            last = worker.last_message(stderr_mark)
             detail = f" (last message: {last})" if last else ""
             advice = "pick another model" if doing.startswith("loading") else "reload the model to continue"
             raise ModelCrashedError(
@@ -388,19 +386,12 @@ class LocalLlamaSource(StreamingSource):
         """Send one short command and return the worker's answer to it."""
         async with self._lock:
             worker = await self._ensure_worker()
-            request_id = f"t{next(self._ids)}"
-            events: asyncio.Queue[Event | WorkerExited] = asyncio.Queue()
-            worker.requests[request_id] = events
             stderr_mark = worker.stderr_lines
+            event = await worker.request(f"t{next(self._ids)}", **command)
             try:
-                worker.send(id=request_id, **command)
-                event = await events.get()
-                try:
-                    self._raise_for(event, worker, doing, stderr_mark)
-                except ModelCrashedError:
-                    self._worker = None
-                    raise
-                assert isinstance(event, dict)
-                return event
-            finally:
-                worker.requests.pop(request_id, None)
+                self._raise_for(event, worker, doing, stderr_mark)
+            except ModelCrashedError:
+                self._worker = None
+                raise
+            assert isinstance(event, dict)
+            return event

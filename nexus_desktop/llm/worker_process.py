@@ -94,6 +94,24 @@ class WorkerProcess:
         # A gone process is not an error here: its exit event tells the waiting call.
         self.child.send(command)
 
+    async def request(self, request_id: str, **command: Any) -> Event | WorkerExited:
+        """Send ``command`` as ``request_id`` and wait for the worker's one answer (or its exit)."""
+        events: asyncio.Queue[Event | WorkerExited] = asyncio.Queue()
+        self.requests[request_id] = events
+        try:
+            self.send(id=request_id, **command)
+            return await events.get()
+        finally:
+            self.requests.pop(request_id, None)
+
+    def last_message(self, since: int) -> str:
+        """The last line the worker wrote to stderr, when it wrote any after the first ``since``
+        (older lines explain nothing about the call that began then), without its build path:
+        "/long/build/path/llama-model.cpp:1328: GGML_ASSERT(...) failed" -> "llama-model.cpp:1328: ..."."""
+        if self.stderr_lines <= since or not self.stderr_tail:
+            return ""
+        return re.sub(r"^\S*/", "", self.stderr_tail[-1])[:200]
+
     def stop(self) -> None:
         """Ask politely, then kill.  Blocks: run it in an executor."""
         self.child.stop({"cmd": "shutdown"}, grace=_SHUTDOWN_GRACE_SECONDS)
